@@ -1,0 +1,73 @@
+//! Connect Rust services to Azure Cache for Redis and Azure Managed Redis through the variables
+//! Azure Service Connector injects, with Microsoft Entra ID tokens or access keys.
+//!
+//! Put `#[derive(AzureRedisConfig)]` on the application's configuration struct: its fields bind
+//! to Service Connector's variables by name (`host` reads `AZURE_REDIS_HOST`, `client_id` reads
+//! `AZURE_REDIS_CLIENTID`, ...), the chosen auth type is checked at compile time against the
+//! fields, and every problem in the environment is reported at once at run time.
+//!
+//! ```
+//! use azure_redis_connect::{AzureRedisConfig, Auth, SecretString};
+//!
+//! #[derive(AzureRedisConfig, Debug)]
+//! #[azure_redis(auth = "service_principal")]
+//! struct Cache {
+//!     host: String,                 // AZURE_REDIS_HOST
+//!     client_id: String,            // AZURE_REDIS_CLIENTID
+//!     tenant_id: String,            // AZURE_REDIS_TENANTID
+//!     client_secret: SecretString,  // AZURE_REDIS_CLIENTSECRET
+//!     port: Option<u16>,            // AZURE_REDIS_PORT
+//!     #[azure_redis(env = "LISTEN_ADDR", default = "0.0.0.0:8080")]
+//!     listen: std::net::SocketAddr, // the app's own setting: any FromStr type
+//! }
+//!
+//! let cache = Cache::from_vars([
+//!     ("AZURE_REDIS_HOST", "shop.redis.cache.windows.net"),
+//!     ("AZURE_REDIS_CLIENTID", "00000000-0000-0000-0000-0000000000c1"),
+//!     ("AZURE_REDIS_TENANTID", "00000000-0000-0000-0000-0000000000t1"),
+//!     ("AZURE_REDIS_CLIENTSECRET", "s3cr3t"),
+//! ])?;
+//! assert!(matches!(cache.auth()?, Auth::ServicePrincipal { .. }));
+//! assert_eq!(cache.endpoint()?.port, 6380);
+//! assert_eq!(cache.listen.port(), 8080);
+//! // The secret never shows in Debug output:
+//! assert!(!format!("{cache:?}").contains("s3cr3t"));
+//! # Ok::<(), azure_redis_connect::ConfigError>(())
+//! ```
+//!
+//! Missing or malformed variables come back as one [`ConfigError`] naming each variable:
+//!
+//! ```
+//! # use azure_redis_connect::{AzureRedisConfig, SecretString};
+//! # #[derive(AzureRedisConfig, Debug)]
+//! # #[azure_redis(auth = "service_principal")]
+//! # struct Cache { host: String, client_id: String, tenant_id: String,
+//! #     client_secret: SecretString, port: Option<u16> }
+//! let err = Cache::from_vars([("AZURE_REDIS_HOST", "h"), ("AZURE_REDIS_PORT", "x")]).unwrap_err();
+//! assert_eq!(err.to_string(), "invalid configuration `Cache` (4 problems):
+//!   - AZURE_REDIS_CLIENTID is not set (field `client_id` has no default)
+//!   - AZURE_REDIS_TENANTID is not set (field `tenant_id` has no default)
+//!   - AZURE_REDIS_CLIENTSECRET is not set (field `client_secret` has no default)
+//!   - AZURE_REDIS_PORT=\"x\" is not a valid u16: invalid digit found in string");
+//! ```
+
+pub mod config;
+
+pub use config::{Auth, AuthKind, AzureRedisConfig, ConfigError, Endpoint};
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// Derives [`AzureRedisConfig`](trait@AzureRedisConfig) for a struct with named fields.
+///
+/// See the [crate documentation](crate) for the attributes.
+pub use azure_redis_connect_macros::AzureRedisConfig;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::config::{
+        AuthKind, AzureRedisConfig, ConfigError, ConfigSpec, Reader, Role, RoleValue, Settings,
+        VarSource, Variable,
+    };
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result;
+    pub use secrecy::SecretString;
+}

@@ -1,0 +1,1 @@
+//! Workspace-level tests of azure-redis-connect live in `tests/`; this library is empty.
