@@ -211,6 +211,8 @@ impl ConfigSpec {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ConnectionConfig {
+    /// The auth type chosen (several when they are tried in turn, see [`Auth::FirstOf`]).
+    pub auth_kinds: Vec<AuthKind>,
     /// How to authenticate.
     pub auth: Auth,
     /// Where to connect.
@@ -358,7 +360,7 @@ pub fn resolve(spec: &ConfigSpec, s: &Settings) -> Result<ConnectionConfig, Vec<
     }
     let mut auths = Vec::new();
     let mut endpoint = None;
-    for kind in kinds {
+    for kind in kinds.iter().copied() {
         match auth_for(spec, kind, s) {
             Ok((auth, from_connection_string)) => {
                 auths.push(auth);
@@ -369,6 +371,8 @@ pub fn resolve(spec: &ConfigSpec, s: &Settings) -> Result<ConnectionConfig, Vec<
     }
     let endpoint = match endpoint {
         Some(endpoint) => Some(endpoint),
+        // A connection string that failed to parse has its problem already.
+        None if kinds.contains(&AuthKind::ConnectionString) => None,
         None => endpoint_from(spec, s).map_err(|p| problems.push(p)).ok(),
     };
     match (endpoint, problems.is_empty()) {
@@ -378,7 +382,11 @@ pub fn resolve(spec: &ConfigSpec, s: &Settings) -> Result<ConnectionConfig, Vec<
             } else {
                 Auth::FirstOf(auths)
             };
-            Ok(ConnectionConfig { auth, endpoint })
+            Ok(ConnectionConfig {
+                auth_kinds: kinds,
+                auth,
+                endpoint,
+            })
         }
         _ => Err(problems),
     }

@@ -1,1 +1,300 @@
+//! Table-driven tests of connection string parsing and auth resolution.
 
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const KEY: &str = "k3y/with+slash=and==";
+
+struct Case {
+    input: String,
+    host: &'static str,
+    port: u16,
+    tls: bool,
+    database: i64,
+    username: Option<&'static str>,
+    password: Option<&'static str>,
+    syntax: Syntax,
+}
+
+fn ok(input: impl Into<String>, host: &'static str, port: u16, tls: bool, database: i64) -> Case {
+    let input = input.into();
+    let syntax = if input.contains("://") {
+        Syntax::Url
+    } else {
+        Syntax::StackExchange
+    };
+    Case {
+        input,
+        host,
+        port,
+        tls,
+        database,
+        username: None,
+        password: Some(KEY),
+        syntax,
+    }
+}
+
+#[test]
+fn parses_service_connector_connection_strings() {
+    let acr = "shop.redis.cache.windows.net";
+    let amr = "shop.westeurope.redis.azure.net";
+    let cases = [
+        // Service Connector, client type .NET (StackExchange.Redis).
+        ok(format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=0"), acr, 6380, true, 0),
+        ok(format!("{acr}:6380,password={KEY},ssl=True,abortConnect=False"), acr, 6380, true, 0),
+        ok(format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=3,abortConnect=False,connectTimeout=5000"), acr, 6380, true, 3),
+        ok(format!("{amr}:10000,password={KEY},ssl=True,defaultDatabase=0"), amr, 10000, true, 0),
+        ok(format!(" {acr}:6380 , password={KEY} , ssl=true "), acr, 6380, true, 0),
+        ok(format!("{acr},password={KEY},ssl=True"), acr, 6380, true, 0),
+        ok(format!("{amr},password={KEY}"), amr, 10000, true, 0),
+        ok(format!("localhost,password={KEY}"), "localhost", 6379, false, 0),
+        ok(format!("[::1]:7000,password={KEY},ssl=False"), "::1", 7000, false, 0),
+        ok(format!("password={KEY},{acr}:6380,SSL=TRUE"), acr, 6380, true, 0),
+        // Service Connector, client types Java / Python / Go / Node.js (URL).
+        ok(format!("rediss://:{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
+        ok(format!("rediss://:{KEY}@{amr}:10000/0"), amr, 10000, true, 0),
+        ok(format!("rediss://:{KEY}@{acr}:6380/15"), acr, 6380, true, 15),
+        ok(format!("rediss://:{KEY}@{acr}"), acr, 6380, true, 0),
+        ok(format!("rediss://:{KEY}@{amr}/"), amr, 10000, true, 0),
+        ok(format!("redis://:{KEY}@localhost"), "localhost", 6379, false, 0),
+        ok(format!("rediss://:{KEY}@[::1]:6380/1"), "::1", 6380, true, 1),
+        ok(format!("REDISS://:{KEY}@{acr}:6380/0?protocol=resp3"), acr, 6380, true, 0),
+        // A percent-encoded key decodes to the same key.
+        ok(format!("rediss://:k3y%2Fwith%2Bslash%3Dand%3D%3D@{acr}:6380/0"), acr, 6380, true, 0),
+        // A user part without `:` is a password, never shown as a user name.
+        ok(format!("rediss://{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
+        Case {
+            username: Some("app"),
+            ..ok(format!("rediss://app:{KEY}@{acr}:6380/0"), acr, 6380, true, 0)
+        },
+        Case {
+            username: Some("app"),
+            ..ok(format!("{acr}:6380,user=app,password={KEY},ssl=True"), acr, 6380, true, 0)
+        },
+        Case {
+            password: None,
+            ..ok(format!("{acr}:6380,ssl=True"), acr, 6380, true, 0)
+        },
+        Case {
+            password: Some("abc=="),
+            ..ok(format!("{acr}:6380,password=abc==,ssl=True"), acr, 6380, true, 0)
+        },
+    ];
+    for case in cases {
+        let cs = ConnectionString::parse(&case.input)
+            .unwrap_or_else(|e| panic!("{:?} should parse: {e}", case.input));
+        let what = &case.input;
+        assert_eq!(cs.endpoint.host, case.host, "{what}");
+        assert_eq!(cs.endpoint.port, case.port, "{what}");
+        assert_eq!(cs.endpoint.tls, case.tls, "{what}");
+        assert_eq!(cs.endpoint.database, case.database, "{what}");
+        assert_eq!(cs.username.as_deref(), case.username, "{what}");
+        assert_eq!(cs.password.as_ref().map(|p| p.expose_secret()), case.password, "{what}");
+        assert_eq!(cs.syntax, case.syntax, "{what}");
+        assert!(!format!("{cs:?}{cs}").contains(KEY), "{what}: key shown");
+    }
+}
+
+#[test]
+fn ssl_host_sets_the_tls_server_name() {
+    let cs = ConnectionString::parse("10.0.0.4:6380,password=k,ssl=True,sslHost=shop.redis.cache.windows.net").unwrap();
+    assert_eq!(cs.endpoint.tls_server_name.as_deref(), Some("shop.redis.cache.windows.net"));
+}
+
+#[test]
+fn rejects_malformed_connection_strings_with_position_and_no_key() {
+    use ConnectionStringErrorKind as K;
+    let cases: &[(&str, ConnectionStringErrorKind, usize)] = &[
+        ("", K::Empty, 0),
+        ("   ", K::Empty, 0),
+        (",password=SECRETKEY", K::MissingHost, 0),
+        ("password=SECRETKEY,ssl=True", K::MissingHost, 0),
+        ("rediss://:SECRETKEY@/0", K::MissingHost, 20),
+        ("rediss://:SECRETKEY@", K::MissingHost, 20),
+        ("rediss://:SECRETKEY@:6380/0", K::BadHost(HostError::Empty), 20),
+        ("h:abc,password=SECRETKEY", K::BadHost(HostError::BadPort), 0),
+        ("h:0,password=SECRETKEY", K::BadHost(HostError::BadPort), 0),
+        ("rediss://:SECRETKEY@h:99999/0", K::BadHost(HostError::BadPort), 20),
+        ("http://:SECRETKEY@h:6380", K::UnknownScheme { scheme: "http".into() }, 0),
+        ("  unix://x", K::UnknownScheme { scheme: "unix".into() }, 2),
+        ("[::1,password=SECRETKEY", K::BadHost(HostError::UnclosedBracket), 0),
+        ("rediss://:SECRETKEY@[::1:6380/0", K::BadHost(HostError::UnclosedBracket), 20),
+        ("rediss://:SECRETKEY@h:6380/x", K::BadDatabase, 26),
+        ("rediss://:SECRETKEY@h:6380/-1", K::BadDatabase, 26),
+        ("h:6380,password=SECRETKEY,defaultDatabase=-1", K::BadOptionValue { option: "defaultDatabase", expected: "a database number" }, 26),
+        ("h:6380,password=SECRETKEY,ssl=maybe", K::BadOptionValue { option: "ssl", expected: "`True` or `False`" }, 26),
+        ("h1:6380,h2:6380,password=SECRETKEY", K::SeveralEndpoints, 8),
+        ("h:6380,SECRETKEY", K::SeveralEndpoints, 7),
+        ("h:6380,=SECRETKEY", K::EmptyOptionKey, 7),
+        ("rediss://:SECRET%zzKEY@h:6380", K::BadEscape, 9),
+        ("rediss://:SECRETKEY%@h:6380", K::BadEscape, 9),
+        ("rediss://:SECRET%+1KEY@h:6380", K::BadEscape, 9),
+        ("rediss://:SECRETKEY@h o st:6380", K::BadHost(HostError::BadCharacter), 20),
+    ];
+    for (input, kind, position) in cases {
+        let error = ConnectionString::parse(input).expect_err(input);
+        assert_eq!(&error.kind, kind, "{input}");
+        assert_eq!(error.position, *position, "{input}");
+        assert!(!error.to_string().contains("SECRET"), "{input}: {error}");
+    }
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let odd = [
+        "://", "a://", "rediss://", "rediss://@", "rediss://:@h", "rediss://[", "rediss://[]",
+        "rediss://:k@h:", ",,,,", "=", "==,==", "h:6380,password", "é:6380,password=ü",
+        "rediss://:ü@é/0", "\u{0}", "rediss://:%", "rediss://:%2", "[", "]:1", "h:-1",
+    ];
+    for input in odd {
+        // Either outcome is fine; reaching the end without a panic is the test.
+        let _ = ConnectionString::parse(input).map(|cs| cs.endpoint.port);
+    }
+    // Every prefix of a valid string, cut at any char boundary.
+    let full = "rediss://app:k3y/+=@[::1]:6380/2?x=1";
+    for end in (0..=full.len()).filter(|i| full.is_char_boundary(*i)) {
+        let _ = ConnectionString::parse(&full[..end]);
+    }
+    assert!(ConnectionString::parse(full).is_ok());
+}
+
+const ROLE_VARS: &[(Role, &str)] = &[
+    (Role::Host, "AZURE_REDIS_HOST"),
+    (Role::Port, "AZURE_REDIS_PORT"),
+    (Role::ClientId, "AZURE_REDIS_CLIENTID"),
+    (Role::TenantId, "AZURE_REDIS_TENANTID"),
+    (Role::ClientSecret, "AZURE_REDIS_CLIENTSECRET"),
+    (Role::ConnectionString, "AZURE_REDIS_CONNECTIONSTRING"),
+    (Role::Password, "AZURE_REDIS_PASSWORD"),
+    (Role::FederatedTokenFile, "AZURE_FEDERATED_TOKEN_FILE"),
+];
+
+fn spec(auth: Option<&'static [AuthKind]>) -> &'static ConfigSpec {
+    Box::leak(Box::new(ConfigSpec::new("Test", auth, &[], ROLE_VARS)))
+}
+
+fn settings(set: &[Role]) -> Settings {
+    let mut s = Settings::default();
+    for role in set {
+        match role {
+            Role::Host => s.host = Some("h.redis.cache.windows.net".into()),
+            Role::ClientId => s.client_id = Some("cid".into()),
+            Role::TenantId => s.tenant_id = Some("tid".into()),
+            Role::ClientSecret => s.client_secret = Some("secret".into()),
+            Role::ConnectionString => {
+                s.connection_string = Some("h.redis.cache.windows.net:6380,password=k,ssl=True".into())
+            }
+            Role::Password => s.password = Some("k".into()),
+            Role::FederatedTokenFile => s.federated_token_file = Some("/var/run/token".into()),
+            _ => unreachable!("not used in these tests"),
+        }
+    }
+    s
+}
+
+#[test]
+fn detection_follows_the_documented_precedence() {
+    use AuthKind::*;
+    use Role::*;
+    let cases: &[(&[Role], &[AuthKind])] = &[
+        (&[Host], &[SystemIdentity]),
+        (&[Host, ClientId], &[UserIdentity]),
+        (&[Host, ClientId, FederatedTokenFile], &[WorkloadIdentity]),
+        (&[Host, ClientId, TenantId, ClientSecret], &[ServicePrincipal]),
+        (&[Host, Password], &[AccessKey]),
+        (&[Host, Password, ClientId, TenantId, ClientSecret], &[AccessKey]),
+        (&[Role::ConnectionString, Host, Password], &[AuthKind::ConnectionString]),
+    ];
+    for (set, expected) in cases {
+        let resolved = resolve(spec(None), &settings(set)).unwrap();
+        assert_eq!(resolved.auth_kinds, *expected, "{set:?}");
+    }
+}
+
+#[test]
+fn a_list_chooses_among_its_own_types_only() {
+    use AuthKind::*;
+    use Role::*;
+    let azure_or_laptop: &'static [AuthKind] = &[SystemIdentity, DeveloperTools];
+    let resolved = resolve(spec(Some(azure_or_laptop)), &settings(&[Host])).unwrap();
+    assert_eq!(resolved.auth.kinds(), [SystemIdentity, DeveloperTools]);
+    assert!(matches!(resolved.auth, Auth::FirstOf(_)));
+
+    let user_or_laptop: &'static [AuthKind] = &[UserIdentity, DeveloperTools];
+    let spec_ul = spec(Some(user_or_laptop));
+    assert_eq!(resolve(spec_ul, &settings(&[Host, ClientId])).unwrap().auth.kinds(), [UserIdentity]);
+    assert_eq!(resolve(spec_ul, &settings(&[Host])).unwrap().auth.kinds(), [DeveloperTools]);
+
+    // workload identity stands in for user identity when only it is listed
+    let wi_or_sp: &'static [AuthKind] = &[WorkloadIdentity, ServicePrincipal];
+    let spec_ws = spec(Some(wi_or_sp));
+    assert_eq!(resolve(spec_ws, &settings(&[Host, ClientId])).unwrap().auth.kinds(), [WorkloadIdentity]);
+    // a secret singles out the service principal, whose missing tenant is then named
+    let problems = resolve(spec_ws, &settings(&[Host, ClientId, ClientSecret])).unwrap_err();
+    assert_eq!(
+        problems,
+        [Problem::Missing { var: "AZURE_REDIS_TENANTID", field: None, needed_by: Some(ServicePrincipal) }]
+    );
+}
+
+#[test]
+fn nothing_set_lists_what_each_allowed_type_lacks() {
+    use AuthKind::*;
+    let list: &'static [AuthKind] = &[ServicePrincipal, SystemIdentity];
+    let problems = resolve(spec(Some(list)), &Settings::default()).unwrap_err();
+    let [problem] = problems.as_slice() else { panic!("{problems:?}") };
+    assert_eq!(
+        problem.to_string(),
+        "no auth type can be used with the variables that are set: `service_principal` needs \
+         AZURE_REDIS_HOST, AZURE_REDIS_CLIENTID, AZURE_REDIS_TENANTID, AZURE_REDIS_CLIENTSECRET; \
+         `system_identity` needs AZURE_REDIS_HOST"
+    );
+    // A single auth type names what it misses, one problem per variable.
+    let only: &'static [AuthKind] = &[ServicePrincipal];
+    let problems = resolve(spec(Some(only)), &settings(&[Role::Host])).unwrap_err();
+    let vars: Vec<_> = problems.iter().filter_map(Problem::var).collect();
+    assert_eq!(vars, ["AZURE_REDIS_CLIENTID", "AZURE_REDIS_TENANTID", "AZURE_REDIS_CLIENTSECRET"]);
+}
+
+#[test]
+fn endpoint_comes_from_host_port_ssl_and_database() {
+    let mut s = settings(&[Role::Host]);
+    let e = resolve(spec(None), &s).unwrap().endpoint;
+    assert_eq!((e.port, e.tls, e.database), (6380, true, 0));
+    s.host = Some("localhost:7001".into());
+    assert_eq!(resolve(spec(None), &s).unwrap().endpoint.port, 7001);
+    s.port = Some(7002);
+    s.database = Some(4);
+    let e = resolve(spec(None), &s).unwrap().endpoint;
+    assert_eq!((e.host.as_str(), e.port, e.database), ("localhost", 7002, 4));
+    s.host = Some("bad host".into());
+    assert!(matches!(
+        resolve(spec(None), &s).unwrap_err().as_slice(),
+        [Problem::BadHost { var: "AZURE_REDIS_HOST", error: HostError::BadCharacter }]
+    ));
+    s.host = Some("h".into());
+    s.database = Some(-1);
+    assert!(matches!(resolve(spec(None), &s).unwrap_err().as_slice(), [Problem::Invalid { .. }]));
+}
+
+#[test]
+fn connection_string_auth_carries_its_endpoint_and_key() {
+    let s = settings(&[Role::ConnectionString]);
+    let resolved = resolve(spec(None), &s).unwrap();
+    assert_eq!(resolved.endpoint.host, "h.redis.cache.windows.net");
+    let Auth::AccessKey { password, username: None } = resolved.auth else { panic!() };
+    assert_eq!(password.expose_secret(), "k");
+
+    let mut s = Settings::default();
+    s.connection_string = Some("h:6380,ssl=True".into());
+    assert_eq!(
+        resolve(spec(None), &s).unwrap_err(),
+        [Problem::NoPassword { var: "AZURE_REDIS_CONNECTIONSTRING" }]
+    );
+    s.connection_string = Some("h:6380,password=SENTINEL,ssl=maybe".into());
+    let problems = resolve(spec(None), &s).unwrap_err();
+    assert!(matches!(problems.as_slice(), [Problem::ConnectionString { .. }]));
+    assert!(!format!("{problems:?} {}", problems[0]).contains("SENTINEL"));
+}
