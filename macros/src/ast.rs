@@ -32,6 +32,8 @@ pub struct Field<'a> {
     pub env_attr: Option<LitStr>,
     pub default: Option<DefaultLit>,
     pub skip: bool,
+    /// Its attributes had errors (already reported): later checks leave it alone.
+    pub attr_error: bool,
 }
 
 impl Field<'_> {
@@ -217,6 +219,7 @@ impl<'a> Config<'a> {
             .iter()
             .filter_map(|field| {
                 let ident = field.ident.as_ref()?;
+                let errors_before = cx.count();
                 let attrs = attr::field(cx, &field.attrs);
                 let (inner, optional) = match option_inner(&field.ty) {
                     Some(inner) => (inner, true),
@@ -272,6 +275,7 @@ impl<'a> Config<'a> {
                     env_attr: attrs.env,
                     default: attrs.default,
                     skip,
+                    attr_error: cx.count() > errors_before,
                 })
             })
             .collect();

@@ -24,6 +24,11 @@ impl Ctxt {
         self.errors.borrow_mut().push(error);
     }
 
+    /// How many errors were recorded so far.
+    pub fn count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
     /// `Ok` if no error was recorded, else all of them as one `syn::Error`.
     pub fn check(self) -> syn::Result<()> {
         let mut errors = self.errors.into_inner().into_iter();
@@ -42,10 +47,18 @@ pub fn did_you_mean<'a>(
     input: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // A transposition or a slip of one or two letters, or a long shared stem.
+    let limit = (input.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(input, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(input, c),
+                strsim::jaro_winkler(input, c),
+                c,
+            )
+        })
+        .filter(|(distance, score, _)| *distance <= limit || *score > 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }

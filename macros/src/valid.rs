@@ -13,6 +13,7 @@ pub fn check(cx: &Ctxt, config: &Config) {
     check_duplicates(cx, config);
     for field in config.fields.iter().filter(|f| !f.skip) {
         check_secret(cx, field);
+        check_role_type(cx, field);
         check_default(cx, field);
     }
     check_auth(cx, config);
@@ -36,7 +37,7 @@ fn check_bindings(cx: &Ctxt, config: &Config) {
             }
             continue;
         }
-        if field.env.is_some() {
+        if field.env.is_some() || field.attr_error {
             continue;
         }
         let name = field.ident.to_string();
@@ -105,6 +106,62 @@ fn check_secret(cx: &Ctxt, field: &Field) {
             format!(
                 "`{}` holds a secret, so a `{}` would show it in Debug output and logs; declare it as `{wanted}` (re-exported as `azure_redis_connect::SecretString`)",
                 field.ident,
+                field.type_text()
+            ),
+        );
+    }
+}
+
+/// Types the macro can tell apart by name; anything else (an alias, say) is left to the
+/// compiler's `RoleValue` check.
+const WELL_KNOWN: &[&str] = &[
+    "String",
+    "str",
+    "bool",
+    "char",
+    "f32",
+    "f64",
+    "PathBuf",
+    "SocketAddr",
+    "IpAddr",
+    "Duration",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+];
+
+/// A role field has the type the setting is read as.
+fn check_role_type(cx: &Ctxt, field: &Field) {
+    let Some(role) = field.role else { return };
+    if role.secret {
+        return;
+    }
+    let Some(ty) = last_ident(field.inner) else {
+        return;
+    };
+    let fits = match role.name {
+        "database" => INTEGERS.iter().any(|(name, _, _)| *name == ty),
+        _ => ty == role.ty,
+    };
+    if !fits && WELL_KNOWN.contains(&ty.as_str()) {
+        let wanted = match role.name {
+            "database" => "an integer type such as `u32`".to_owned(),
+            _ => format!("`{}` (or `Option<{}>`)", role.ty, role.ty),
+        };
+        cx.error_spanned_by(
+            field.inner,
+            format!(
+                "the `{}` setting is read as {wanted}, not `{}`",
+                role.name,
                 field.type_text()
             ),
         );
@@ -246,7 +303,13 @@ fn check_auth(cx: &Ctxt, config: &Config) {
                 }
             }
         }
-        None if allowed.is_empty() => {
+        // A field with a reported binding error may be the one that was meant to count.
+        None if allowed.is_empty()
+            && config
+                .fields
+                .iter()
+                .all(|f| !f.attr_error && (f.skip || f.env.is_some())) =>
+        {
             let host = model::role_named("host").map(describe).unwrap_or_default();
             let cs = model::role_named("connection_string")
                 .map(describe)

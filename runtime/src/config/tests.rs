@@ -42,36 +42,134 @@ fn parses_service_connector_connection_strings() {
     let amr = "shop.westeurope.redis.azure.net";
     let cases = [
         // Service Connector, client type .NET (StackExchange.Redis).
-        ok(format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=0"), acr, 6380, true, 0),
-        ok(format!("{acr}:6380,password={KEY},ssl=True,abortConnect=False"), acr, 6380, true, 0),
-        ok(format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=3,abortConnect=False,connectTimeout=5000"), acr, 6380, true, 3),
-        ok(format!("{amr}:10000,password={KEY},ssl=True,defaultDatabase=0"), amr, 10000, true, 0),
-        ok(format!(" {acr}:6380 , password={KEY} , ssl=true "), acr, 6380, true, 0),
+        ok(
+            format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=0"),
+            acr,
+            6380,
+            true,
+            0,
+        ),
+        ok(
+            format!("{acr}:6380,password={KEY},ssl=True,abortConnect=False"),
+            acr,
+            6380,
+            true,
+            0,
+        ),
+        ok(
+            format!(
+                "{acr}:6380,password={KEY},ssl=True,defaultDatabase=3,abortConnect=False,connectTimeout=5000"
+            ),
+            acr,
+            6380,
+            true,
+            3,
+        ),
+        ok(
+            format!("{amr}:10000,password={KEY},ssl=True,defaultDatabase=0"),
+            amr,
+            10000,
+            true,
+            0,
+        ),
+        ok(
+            format!(" {acr}:6380 , password={KEY} , ssl=true "),
+            acr,
+            6380,
+            true,
+            0,
+        ),
         ok(format!("{acr},password={KEY},ssl=True"), acr, 6380, true, 0),
         ok(format!("{amr},password={KEY}"), amr, 10000, true, 0),
-        ok(format!("localhost,password={KEY}"), "localhost", 6379, false, 0),
-        ok(format!("[::1]:7000,password={KEY},ssl=False"), "::1", 7000, false, 0),
-        ok(format!("password={KEY},{acr}:6380,SSL=TRUE"), acr, 6380, true, 0),
+        ok(
+            format!("localhost,password={KEY}"),
+            "localhost",
+            6379,
+            false,
+            0,
+        ),
+        ok(
+            format!("[::1]:7000,password={KEY},ssl=False"),
+            "::1",
+            7000,
+            false,
+            0,
+        ),
+        ok(
+            format!("password={KEY},{acr}:6380,SSL=TRUE"),
+            acr,
+            6380,
+            true,
+            0,
+        ),
         // Service Connector, client types Java / Python / Go / Node.js (URL).
         ok(format!("rediss://:{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
-        ok(format!("rediss://:{KEY}@{amr}:10000/0"), amr, 10000, true, 0),
-        ok(format!("rediss://:{KEY}@{acr}:6380/15"), acr, 6380, true, 15),
+        ok(
+            format!("rediss://:{KEY}@{amr}:10000/0"),
+            amr,
+            10000,
+            true,
+            0,
+        ),
+        ok(
+            format!("rediss://:{KEY}@{acr}:6380/15"),
+            acr,
+            6380,
+            true,
+            15,
+        ),
         ok(format!("rediss://:{KEY}@{acr}"), acr, 6380, true, 0),
         ok(format!("rediss://:{KEY}@{amr}/"), amr, 10000, true, 0),
-        ok(format!("redis://:{KEY}@localhost"), "localhost", 6379, false, 0),
-        ok(format!("rediss://:{KEY}@[::1]:6380/1"), "::1", 6380, true, 1),
-        ok(format!("REDISS://:{KEY}@{acr}:6380/0?protocol=resp3"), acr, 6380, true, 0),
+        ok(
+            format!("redis://:{KEY}@localhost"),
+            "localhost",
+            6379,
+            false,
+            0,
+        ),
+        ok(
+            format!("rediss://:{KEY}@[::1]:6380/1"),
+            "::1",
+            6380,
+            true,
+            1,
+        ),
+        ok(
+            format!("REDISS://:{KEY}@{acr}:6380/0?protocol=resp3"),
+            acr,
+            6380,
+            true,
+            0,
+        ),
         // A percent-encoded key decodes to the same key.
-        ok(format!("rediss://:k3y%2Fwith%2Bslash%3Dand%3D%3D@{acr}:6380/0"), acr, 6380, true, 0),
+        ok(
+            format!("rediss://:k3y%2Fwith%2Bslash%3Dand%3D%3D@{acr}:6380/0"),
+            acr,
+            6380,
+            true,
+            0,
+        ),
         // A user part without `:` is a password, never shown as a user name.
         ok(format!("rediss://{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
         Case {
             username: Some("app"),
-            ..ok(format!("rediss://app:{KEY}@{acr}:6380/0"), acr, 6380, true, 0)
+            ..ok(
+                format!("rediss://app:{KEY}@{acr}:6380/0"),
+                acr,
+                6380,
+                true,
+                0,
+            )
         },
         Case {
             username: Some("app"),
-            ..ok(format!("{acr}:6380,user=app,password={KEY},ssl=True"), acr, 6380, true, 0)
+            ..ok(
+                format!("{acr}:6380,user=app,password={KEY},ssl=True"),
+                acr,
+                6380,
+                true,
+                0,
+            )
         },
         Case {
             password: None,
@@ -79,7 +177,13 @@ fn parses_service_connector_connection_strings() {
         },
         Case {
             password: Some("abc=="),
-            ..ok(format!("{acr}:6380,password=abc==,ssl=True"), acr, 6380, true, 0)
+            ..ok(
+                format!("{acr}:6380,password=abc==,ssl=True"),
+                acr,
+                6380,
+                true,
+                0,
+            )
         },
     ];
     for case in cases {
@@ -91,7 +195,11 @@ fn parses_service_connector_connection_strings() {
         assert_eq!(cs.endpoint.tls, case.tls, "{what}");
         assert_eq!(cs.endpoint.database, case.database, "{what}");
         assert_eq!(cs.username.as_deref(), case.username, "{what}");
-        assert_eq!(cs.password.as_ref().map(|p| p.expose_secret()), case.password, "{what}");
+        assert_eq!(
+            cs.password.as_ref().map(|p| p.expose_secret()),
+            case.password,
+            "{what}"
+        );
         assert_eq!(cs.syntax, case.syntax, "{what}");
         assert!(!format!("{cs:?}{cs}").contains(KEY), "{what}: key shown");
     }
@@ -99,8 +207,14 @@ fn parses_service_connector_connection_strings() {
 
 #[test]
 fn ssl_host_sets_the_tls_server_name() {
-    let cs = ConnectionString::parse("10.0.0.4:6380,password=k,ssl=True,sslHost=shop.redis.cache.windows.net").unwrap();
-    assert_eq!(cs.endpoint.tls_server_name.as_deref(), Some("shop.redis.cache.windows.net"));
+    let cs = ConnectionString::parse(
+        "10.0.0.4:6380,password=k,ssl=True,sslHost=shop.redis.cache.windows.net",
+    )
+    .unwrap();
+    assert_eq!(
+        cs.endpoint.tls_server_name.as_deref(),
+        Some("shop.redis.cache.windows.net")
+    );
 }
 
 #[test]
@@ -113,25 +227,75 @@ fn rejects_malformed_connection_strings_with_position_and_no_key() {
         ("password=SECRETKEY,ssl=True", K::MissingHost, 0),
         ("rediss://:SECRETKEY@/0", K::MissingHost, 20),
         ("rediss://:SECRETKEY@", K::MissingHost, 20),
-        ("rediss://:SECRETKEY@:6380/0", K::BadHost(HostError::Empty), 20),
-        ("h:abc,password=SECRETKEY", K::BadHost(HostError::BadPort), 0),
+        (
+            "rediss://:SECRETKEY@:6380/0",
+            K::BadHost(HostError::Empty),
+            20,
+        ),
+        (
+            "h:abc,password=SECRETKEY",
+            K::BadHost(HostError::BadPort),
+            0,
+        ),
         ("h:0,password=SECRETKEY", K::BadHost(HostError::BadPort), 0),
-        ("rediss://:SECRETKEY@h:99999/0", K::BadHost(HostError::BadPort), 20),
-        ("http://:SECRETKEY@h:6380", K::UnknownScheme { scheme: "http".into() }, 0),
-        ("  unix://x", K::UnknownScheme { scheme: "unix".into() }, 2),
-        ("[::1,password=SECRETKEY", K::BadHost(HostError::UnclosedBracket), 0),
-        ("rediss://:SECRETKEY@[::1:6380/0", K::BadHost(HostError::UnclosedBracket), 20),
+        (
+            "rediss://:SECRETKEY@h:99999/0",
+            K::BadHost(HostError::BadPort),
+            20,
+        ),
+        (
+            "http://:SECRETKEY@h:6380",
+            K::UnknownScheme {
+                scheme: "http".into(),
+            },
+            0,
+        ),
+        (
+            "  unix://x",
+            K::UnknownScheme {
+                scheme: "unix".into(),
+            },
+            2,
+        ),
+        (
+            "[::1,password=SECRETKEY",
+            K::BadHost(HostError::UnclosedBracket),
+            0,
+        ),
+        (
+            "rediss://:SECRETKEY@[::1:6380/0",
+            K::BadHost(HostError::UnclosedBracket),
+            20,
+        ),
         ("rediss://:SECRETKEY@h:6380/x", K::BadDatabase, 26),
         ("rediss://:SECRETKEY@h:6380/-1", K::BadDatabase, 26),
-        ("h:6380,password=SECRETKEY,defaultDatabase=-1", K::BadOptionValue { option: "defaultDatabase", expected: "a database number" }, 26),
-        ("h:6380,password=SECRETKEY,ssl=maybe", K::BadOptionValue { option: "ssl", expected: "`True` or `False`" }, 26),
+        (
+            "h:6380,password=SECRETKEY,defaultDatabase=-1",
+            K::BadOptionValue {
+                option: "defaultDatabase",
+                expected: "a database number",
+            },
+            26,
+        ),
+        (
+            "h:6380,password=SECRETKEY,ssl=maybe",
+            K::BadOptionValue {
+                option: "ssl",
+                expected: "`True` or `False`",
+            },
+            26,
+        ),
         ("h1:6380,h2:6380,password=SECRETKEY", K::SeveralEndpoints, 8),
         ("h:6380,SECRETKEY", K::SeveralEndpoints, 7),
         ("h:6380,=SECRETKEY", K::EmptyOptionKey, 7),
         ("rediss://:SECRET%zzKEY@h:6380", K::BadEscape, 9),
         ("rediss://:SECRETKEY%@h:6380", K::BadEscape, 9),
         ("rediss://:SECRET%+1KEY@h:6380", K::BadEscape, 9),
-        ("rediss://:SECRETKEY@h o st:6380", K::BadHost(HostError::BadCharacter), 20),
+        (
+            "rediss://:SECRETKEY@h o st:6380",
+            K::BadHost(HostError::BadCharacter),
+            20,
+        ),
     ];
     for (input, kind, position) in cases {
         let error = ConnectionString::parse(input).expect_err(input);
@@ -144,9 +308,26 @@ fn rejects_malformed_connection_strings_with_position_and_no_key() {
 #[test]
 fn never_panics_on_odd_input() {
     let odd = [
-        "://", "a://", "rediss://", "rediss://@", "rediss://:@h", "rediss://[", "rediss://[]",
-        "rediss://:k@h:", ",,,,", "=", "==,==", "h:6380,password", "é:6380,password=ü",
-        "rediss://:ü@é/0", "\u{0}", "rediss://:%", "rediss://:%2", "[", "]:1", "h:-1",
+        "://",
+        "a://",
+        "rediss://",
+        "rediss://@",
+        "rediss://:@h",
+        "rediss://[",
+        "rediss://[]",
+        "rediss://:k@h:",
+        ",,,,",
+        "=",
+        "==,==",
+        "h:6380,password",
+        "é:6380,password=ü",
+        "rediss://:ü@é/0",
+        "\u{0}",
+        "rediss://:%",
+        "rediss://:%2",
+        "[",
+        "]:1",
+        "h:-1",
     ];
     for input in odd {
         // Either outcome is fine; reaching the end without a panic is the test.
@@ -184,7 +365,8 @@ fn settings(set: &[Role]) -> Settings {
             Role::TenantId => s.tenant_id = Some("tid".into()),
             Role::ClientSecret => s.client_secret = Some("secret".into()),
             Role::ConnectionString => {
-                s.connection_string = Some("h.redis.cache.windows.net:6380,password=k,ssl=True".into())
+                s.connection_string =
+                    Some("h.redis.cache.windows.net:6380,password=k,ssl=True".into())
             }
             Role::Password => s.password = Some("k".into()),
             Role::FederatedTokenFile => s.federated_token_file = Some("/var/run/token".into()),
@@ -202,10 +384,19 @@ fn detection_follows_the_documented_precedence() {
         (&[Host], &[SystemIdentity]),
         (&[Host, ClientId], &[UserIdentity]),
         (&[Host, ClientId, FederatedTokenFile], &[WorkloadIdentity]),
-        (&[Host, ClientId, TenantId, ClientSecret], &[ServicePrincipal]),
+        (
+            &[Host, ClientId, TenantId, ClientSecret],
+            &[ServicePrincipal],
+        ),
         (&[Host, Password], &[AccessKey]),
-        (&[Host, Password, ClientId, TenantId, ClientSecret], &[AccessKey]),
-        (&[Role::ConnectionString, Host, Password], &[AuthKind::ConnectionString]),
+        (
+            &[Host, Password, ClientId, TenantId, ClientSecret],
+            &[AccessKey],
+        ),
+        (
+            &[Role::ConnectionString, Host, Password],
+            &[AuthKind::ConnectionString],
+        ),
     ];
     for (set, expected) in cases {
         let resolved = resolve(spec(None), &settings(set)).unwrap();
@@ -224,18 +415,37 @@ fn a_list_chooses_among_its_own_types_only() {
 
     let user_or_laptop: &'static [AuthKind] = &[UserIdentity, DeveloperTools];
     let spec_ul = spec(Some(user_or_laptop));
-    assert_eq!(resolve(spec_ul, &settings(&[Host, ClientId])).unwrap().auth.kinds(), [UserIdentity]);
-    assert_eq!(resolve(spec_ul, &settings(&[Host])).unwrap().auth.kinds(), [DeveloperTools]);
+    assert_eq!(
+        resolve(spec_ul, &settings(&[Host, ClientId]))
+            .unwrap()
+            .auth
+            .kinds(),
+        [UserIdentity]
+    );
+    assert_eq!(
+        resolve(spec_ul, &settings(&[Host])).unwrap().auth.kinds(),
+        [DeveloperTools]
+    );
 
     // workload identity stands in for user identity when only it is listed
     let wi_or_sp: &'static [AuthKind] = &[WorkloadIdentity, ServicePrincipal];
     let spec_ws = spec(Some(wi_or_sp));
-    assert_eq!(resolve(spec_ws, &settings(&[Host, ClientId])).unwrap().auth.kinds(), [WorkloadIdentity]);
+    assert_eq!(
+        resolve(spec_ws, &settings(&[Host, ClientId]))
+            .unwrap()
+            .auth
+            .kinds(),
+        [WorkloadIdentity]
+    );
     // a secret singles out the service principal, whose missing tenant is then named
     let problems = resolve(spec_ws, &settings(&[Host, ClientId, ClientSecret])).unwrap_err();
     assert_eq!(
         problems,
-        [Problem::Missing { var: "AZURE_REDIS_TENANTID", field: None, needed_by: Some(ServicePrincipal) }]
+        [Problem::Missing {
+            var: "AZURE_REDIS_TENANTID",
+            field: None,
+            needed_by: Some(ServicePrincipal)
+        }]
     );
 }
 
@@ -244,7 +454,9 @@ fn nothing_set_lists_what_each_allowed_type_lacks() {
     use AuthKind::*;
     let list: &'static [AuthKind] = &[ServicePrincipal, SystemIdentity];
     let problems = resolve(spec(Some(list)), &Settings::default()).unwrap_err();
-    let [problem] = problems.as_slice() else { panic!("{problems:?}") };
+    let [problem] = problems.as_slice() else {
+        panic!("{problems:?}")
+    };
     assert_eq!(
         problem.to_string(),
         "no auth type can be used with the variables that are set: `service_principal` needs \
@@ -255,7 +467,14 @@ fn nothing_set_lists_what_each_allowed_type_lacks() {
     let only: &'static [AuthKind] = &[ServicePrincipal];
     let problems = resolve(spec(Some(only)), &settings(&[Role::Host])).unwrap_err();
     let vars: Vec<_> = problems.iter().filter_map(Problem::var).collect();
-    assert_eq!(vars, ["AZURE_REDIS_CLIENTID", "AZURE_REDIS_TENANTID", "AZURE_REDIS_CLIENTSECRET"]);
+    assert_eq!(
+        vars,
+        [
+            "AZURE_REDIS_CLIENTID",
+            "AZURE_REDIS_TENANTID",
+            "AZURE_REDIS_CLIENTSECRET"
+        ]
+    );
 }
 
 #[test]
@@ -268,15 +487,24 @@ fn endpoint_comes_from_host_port_ssl_and_database() {
     s.port = Some(7002);
     s.database = Some(4);
     let e = resolve(spec(None), &s).unwrap().endpoint;
-    assert_eq!((e.host.as_str(), e.port, e.database), ("localhost", 7002, 4));
+    assert_eq!(
+        (e.host.as_str(), e.port, e.database),
+        ("localhost", 7002, 4)
+    );
     s.host = Some("bad host".into());
     assert!(matches!(
         resolve(spec(None), &s).unwrap_err().as_slice(),
-        [Problem::BadHost { var: "AZURE_REDIS_HOST", error: HostError::BadCharacter }]
+        [Problem::BadHost {
+            var: "AZURE_REDIS_HOST",
+            error: HostError::BadCharacter
+        }]
     ));
     s.host = Some("h".into());
     s.database = Some(-1);
-    assert!(matches!(resolve(spec(None), &s).unwrap_err().as_slice(), [Problem::Invalid { .. }]));
+    assert!(matches!(
+        resolve(spec(None), &s).unwrap_err().as_slice(),
+        [Problem::Invalid { .. }]
+    ));
 }
 
 #[test]
@@ -284,17 +512,28 @@ fn connection_string_auth_carries_its_endpoint_and_key() {
     let s = settings(&[Role::ConnectionString]);
     let resolved = resolve(spec(None), &s).unwrap();
     assert_eq!(resolved.endpoint.host, "h.redis.cache.windows.net");
-    let Auth::AccessKey { password, username: None } = resolved.auth else { panic!() };
+    let Auth::AccessKey {
+        password,
+        username: None,
+    } = resolved.auth
+    else {
+        panic!()
+    };
     assert_eq!(password.expose_secret(), "k");
 
     let mut s = Settings::default();
     s.connection_string = Some("h:6380,ssl=True".into());
     assert_eq!(
         resolve(spec(None), &s).unwrap_err(),
-        [Problem::NoPassword { var: "AZURE_REDIS_CONNECTIONSTRING" }]
+        [Problem::NoPassword {
+            var: "AZURE_REDIS_CONNECTIONSTRING"
+        }]
     );
     s.connection_string = Some("h:6380,password=SENTINEL,ssl=maybe".into());
     let problems = resolve(spec(None), &s).unwrap_err();
-    assert!(matches!(problems.as_slice(), [Problem::ConnectionString { .. }]));
+    assert!(matches!(
+        problems.as_slice(),
+        [Problem::ConnectionString { .. }]
+    ));
     assert!(!format!("{problems:?} {}", problems[0]).contains("SENTINEL"));
 }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::{ConfigError, ConfigSpec, Problem, Role, Settings, resolve};
@@ -284,15 +283,3 @@ macro_rules! database_types {
     )*};
 }
 database_types!(u8, u16, u32, u64, i8, i16, i32, usize);
-
-impl RoleValue<PathBuf> for String {
-    fn role_value(&self) -> Option<PathBuf> {
-        Some(PathBuf::from(self))
-    }
-}
-
-impl RoleValue<PathBuf> for Option<String> {
-    fn role_value(&self) -> Option<PathBuf> {
-        self.as_ref().map(PathBuf::from)
-    }
-}
