@@ -50,6 +50,52 @@
 //!   - AZURE_REDIS_CLIENTSECRET is not set (field `client_secret` has no default)
 //!   - AZURE_REDIS_PORT=\"x\" is not a valid u16: invalid digit found in string");
 //! ```
+//!
+//! # Attributes
+//!
+//! On the struct, `#[azure_redis(...)]` takes:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `auth = "service_principal"` | the auth type; the fields it needs are checked at compile time |
+//! | `auth(system_identity, developer_tools)` | a list: chosen at run time among exactly these (see [`config`] for the order) |
+//! | *(no `auth`)* | detect at run time among the types the fields allow |
+//! | `prefix = "AZURE_REDIS_SESSIONS_"` | the variables' prefix (default `AZURE_REDIS_`, `SPRING_REDIS_` for `spring_boot`) |
+//! | `crate = "path"` | where this crate is, if renamed |
+//!
+//! Auth types: `system_identity`, `user_identity`, `service_principal`, `workload_identity`,
+//! `developer_tools`, `access_key`, `connection_string` (either syntax) and `spring_boot`.
+//!
+//! On a field:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `env = "NAME"` | the variable to read (Service Connector's `--customized-keys`, or the app's own setting) |
+//! | `role = "host"` | fill a setting from a field of another name |
+//! | `default = 6380` / `default = "0.0.0.0:8080"` | used when the variable is unset; checked against the type where the macro can |
+//! | `skip` | read nothing; `Default::default()` |
+//!
+//! A field named after a setting reads its variable: `host` (`HOST`, optionally `host:port`),
+//! `port`, `database`, `ssl`, `client_id` (`CLIENTID`), `tenant_id` (`TENANTID`),
+//! `client_secret` (`CLIENTSECRET`), `connection_string` (`CONNECTIONSTRING`), `password`,
+//! `username` and `federated_token_file` (`AZURE_FEDERATED_TOKEN_FILE`, unprefixed). Any other
+//! field needs `env` and a `FromStr` type. `Option<T>` makes a setting optional. Secrets
+//! (`client_secret`, `password`, `connection_string`) must be [`SecretString`]: a plain
+//! `String` is a compile error.
+//!
+//! A mistake is reported at compile time, at the span at fault:
+//!
+//! ```compile_fail
+//! use azure_redis_connect::AzureRedisConfig;
+//!
+//! #[derive(AzureRedisConfig)]
+//! #[azure_redis(auth = "service_principal")]
+//! struct Cache {
+//!     host: String,
+//!     client_id: String,
+//!     client_secret: String, // error: holds a secret; declare it as `SecretString`
+//! }                          // error: `service_principal` needs `tenant_id: String`
+//! ```
 
 pub mod config;
 

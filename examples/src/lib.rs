@@ -1,0 +1,1 @@
+//! Example services built on azure-redis-connect; each is a binary under `src/bin/`.
