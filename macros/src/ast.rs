@@ -248,13 +248,13 @@ impl<'a> Config<'a> {
                     }
                     None => model::role_named(name),
                 };
-                if let Some(env) = &attrs.env {
-                    if let Err(why) = check_env_name(&env.value()) {
-                        cx.error_spanned_by(
-                            env,
-                            format!("invalid variable name `{}`: {why}", env.value()),
-                        );
-                    }
+                if let Some(env) = &attrs.env
+                    && let Err(why) = check_env_name(&env.value())
+                {
+                    cx.error_spanned_by(
+                        env,
+                        format!("invalid variable name `{}`: {why}", env.value()),
+                    );
                 }
                 let skip = attrs.skip.is_some();
                 let env = if skip {

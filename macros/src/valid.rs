@@ -269,13 +269,13 @@ fn check_auth(cx: &Ctxt, config: &Config) {
     };
     match &config.auth {
         Some((kinds, _)) => {
-            if kinds.len() > 1 {
-                if let Some((_, span)) = kinds.iter().find(|(k, _)| k.name == "spring_boot") {
-                    cx.syn_error(syn::Error::new(
-                        *span,
-                        "`spring_boot` reads the SPRING_REDIS_* names and cannot be listed with other auth types; use `access_key` with a prefix, or a struct of its own",
-                    ));
-                }
+            if kinds.len() > 1
+                && let Some((_, span)) = kinds.iter().find(|(k, _)| k.name == "spring_boot")
+            {
+                cx.syn_error(syn::Error::new(
+                    *span,
+                    "`spring_boot` reads the SPRING_REDIS_* names and cannot be listed with other auth types; use `access_key` with a prefix, or a struct of its own",
+                ));
             }
             for (kind, span) in kinds {
                 let missing: Vec<String> = kind

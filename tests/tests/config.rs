@@ -50,6 +50,7 @@ fn secrets_never_show_in_debug_display_or_errors() {
     let good = format!("shop.redis.cache.windows.net:6380,password={SENTINEL},ssl=True");
     let config = Everything::from_vars(all_secret_vars(good)).unwrap();
     let resolved = config.connection_config().unwrap();
+    assert!(config.api_key.is_some());
     shown.push(format!("{config:?}"));
     shown.push(format!("{resolved:?}"));
     shown.push(format!(
@@ -178,6 +179,8 @@ fn values_are_trimmed_and_booleans_take_azure_spelling() {
         ("BAD_DEFAULT", "127.0.0.1:1"),
     ])
     .unwrap();
+    assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(config.fallback, "127.0.0.1:1".parse().unwrap());
     let endpoint = config.endpoint().unwrap();
     assert_eq!(
         (endpoint.host.as_str(), endpoint.port, endpoint.tls),

@@ -521,8 +521,10 @@ fn connection_string_auth_carries_its_endpoint_and_key() {
     };
     assert_eq!(password.expose_secret(), "k");
 
-    let mut s = Settings::default();
-    s.connection_string = Some("h:6380,ssl=True".into());
+    let mut s = Settings {
+        connection_string: Some("h:6380,ssl=True".into()),
+        ..Settings::default()
+    };
     assert_eq!(
         resolve(spec(None), &s).unwrap_err(),
         [Problem::NoPassword {
