@@ -1,0 +1,119 @@
+//! The auth types Service Connector offers, and the environment it injects for each.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An auth type of Service Connector for Azure Cache for Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthKind {
+    /// System-assigned managed identity.
+    SystemIdentity,
+    /// User-assigned managed identity.
+    UserIdentity,
+    /// Service principal with a client secret.
+    ServicePrincipal,
+    /// AKS workload identity (federated token file).
+    WorkloadIdentity,
+    /// Access key, client type "none": `HOST`, `PORT`, `DATABASE`, `PASSWORD`, `SSL`.
+    AccessKey,
+    /// Access key in a StackExchange.Redis connection string (.NET client type).
+    ConnectionStringStackExchange,
+    /// Access key in a `rediss://` URL (Java, Python, Go, Node client types).
+    ConnectionStringUrl,
+}
+
+impl AuthKind {
+    /// Every auth kind.
+    pub const ALL: [AuthKind; 7] = [
+        AuthKind::SystemIdentity,
+        AuthKind::UserIdentity,
+        AuthKind::ServicePrincipal,
+        AuthKind::WorkloadIdentity,
+        AuthKind::AccessKey,
+        AuthKind::ConnectionStringStackExchange,
+        AuthKind::ConnectionStringUrl,
+    ];
+
+    /// The command-line name (`system-identity`, ..., `connection-string-url`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::SystemIdentity => "system-identity",
+            AuthKind::UserIdentity => "user-identity",
+            AuthKind::ServicePrincipal => "service-principal",
+            AuthKind::WorkloadIdentity => "workload-identity",
+            AuthKind::AccessKey => "access-key",
+            AuthKind::ConnectionStringStackExchange => "connection-string",
+            AuthKind::ConnectionStringUrl => "connection-string-url",
+        }
+    }
+}
+
+impl fmt::Display for AuthKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown auth kind name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown auth type '{0}' (expected one of: system-identity, user-identity, service-principal, workload-identity, access-key, connection-string, connection-string-url)"
+)]
+pub struct UnknownAuthKind(pub String);
+
+impl FromStr for AuthKind {
+    type Err = UnknownAuthKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+        let alias = match norm.as_str() {
+            "system" | "system-assigned" | "managed-identity" => "system-identity",
+            "user" | "user-assigned" => "user-identity",
+            "sp" | "secret" => "service-principal",
+            "workload" => "workload-identity",
+            "key" | "password" => "access-key",
+            "connection-string-stackexchange" | "stackexchange" => "connection-string",
+            "url" => "connection-string-url",
+            other => other,
+        };
+        AuthKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == alias)
+            .ok_or_else(|| UnknownAuthKind(s.to_string()))
+    }
+}
+
+/// Quotes a value for a POSIX shell when needed.
+pub fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in AuthKind::ALL {
+            assert_eq!(k.as_str().parse::<AuthKind>(), Ok(k));
+        }
+        assert!("nope".parse::<AuthKind>().is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc"), "abc");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(
+            shell_quote("rediss://:k+/=@localhost:1/0"),
+            "rediss://:k+/=@localhost:1/0"
+        );
+    }
+}

@@ -1,0 +1,1030 @@
+//! A local stand-in for the Azure side of Azure Cache for Redis with Microsoft Entra ID.
+//!
+//! One [`Emulator`] runs, all on `127.0.0.1`:
+//!
+//! - a **managed identity endpoint** speaking the App Service protocol (`IDENTITY_ENDPOINT` +
+//!   `IDENTITY_HEADER`), as azure_identity's `ManagedIdentityCredential` uses it;
+//! - a **Microsoft Entra ID token endpoint** (`POST /{tenant}/oauth2/v2.0/token`, HTTPS) for
+//!   client secrets and federated (workload identity) assertions;
+//! - a child **redis-server** with an internal password nobody else knows;
+//! - a **gate** in front of it (TLS, optionally also plain TCP) that validates
+//!   `AUTH <oid> <token>` / `HELLO 3 AUTH <oid> <token>` like Azure (RS256 signature, `exp`,
+//!   `nbf`, audience, username equal to the token's `oid`), closes a connection without a reply
+//!   when its token expires without a valid re-AUTH, and passes everything else through.
+//!
+//! Tokens are RS256 JWTs signed with a per-process RSA key; certificates come from a per-run CA
+//! ([`Emulator::ca_pem`], [`Emulator::ca_file`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), azure_redis_emulator::EmulatorError> {
+//! use std::time::Duration;
+//! use azure_redis_emulator::{AuthKind, Emulator};
+//!
+//! let emu = Emulator::builder()
+//!     .token_lifetime(Duration::from_secs(3))
+//!     .plain_listener(true)
+//!     .start()
+//!     .await?;
+//! for (k, v) in emu.env_for(AuthKind::SystemIdentity) {
+//!     println!("{k}={v}");
+//! }
+//! let token = emu.mint_token(&emu.system_identity(), Duration::from_secs(60));
+//! // AUTH <token.oid> <token.secret()> on emu.tls_addr() now succeeds.
+//! # let _ = token;
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod env;
+mod error;
+mod faults;
+mod gate;
+mod http;
+mod identity;
+mod jwt;
+mod pki;
+mod redis_server;
+mod resp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use rsa::rand_core::{OsRng, RngCore as _};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+pub use env::{AuthKind, UnknownAuthKind, shell_quote};
+pub use error::EmulatorError;
+pub use faults::{Counters, Faults, IdentityEndpoint, IdentityFault};
+pub use identity::{ServicePrincipal, UserIdentity, WorkloadIdentity};
+pub use jwt::{FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE};
+
+use faults::{CounterCells, FaultState, inc};
+use identity::{Registry, secret_eq};
+use jwt::{KeyMaterial, Rejection};
+use redis_server::{RedisConfig, RedisServer};
+
+/// Default lifetime of minted access tokens.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Default largest bulk argument, as redis-server's `proto-max-bulk-len`.
+pub const DEFAULT_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
+/// Lifetime of the federated token files the emulator writes.
+const FEDERATED_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    OsRng.fill_bytes(&mut b);
+    b
+}
+
+fn random_hex(n_bytes: usize) -> String {
+    let mut b = vec![0u8; n_bytes];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A random access key shaped like Azure's (base64 of 32 bytes) that contains `+`, `/` and `=`,
+/// so that parsers of both connection string syntaxes get exercised.
+fn random_access_key() -> String {
+    loop {
+        let k = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
+        if k.contains('+') && k.contains('/') {
+            return k;
+        }
+    }
+}
+
+/// State shared by the emulator's servers.
+pub(crate) struct Shared {
+    key: Arc<KeyMaterial>,
+    registry: Mutex<Registry>,
+    token_lifetime_ms: AtomicU64,
+    access_key: RwLock<SecretString>,
+    access_key_enabled: AtomicBool,
+    identity_header: SecretString,
+    internal_password: SecretString,
+    wrong_password: String,
+    counters: CounterCells,
+    faults: FaultState,
+    shutdown: CancellationToken,
+    limits: resp::Limits,
+    auth_delay: Option<Duration>,
+    redis_config: RedisConfig,
+    redis: Mutex<Option<RedisServer>>,
+    redis_restart: tokio::sync::Mutex<()>,
+    authority: String,
+    federation_issuer: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("authority", &self.authority)
+            .field("redis_port", &self.redis_config.port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]);
+    s.into_owned()
+}
+
+impl Shared {
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn token_lifetime(&self) -> Duration {
+        Duration::from_millis(self.token_lifetime_ms.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub(crate) fn federation_issuer(&self) -> &str {
+        &self.federation_issuer
+    }
+
+    pub(crate) fn take_redis(&self) -> Option<RedisServer> {
+        self.redis.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub(crate) fn put_redis(&self, server: RedisServer) {
+        *self.redis.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+    }
+
+    /// Mints an access token; returns it and its `exp`.
+    pub(crate) fn mint(
+        &self,
+        oid: &str,
+        tenant: &str,
+        app_id: Option<&str>,
+        audience: &str,
+        lifetime: Duration,
+    ) -> (String, i64) {
+        let now = jwt::now_unix();
+        let iat = now.floor() as i64;
+        // Round up so that a token is valid for at least `lifetime`.
+        let exp = (now + lifetime.as_secs_f64()).ceil() as i64;
+        let mut claims = json!({
+            "aud": audience,
+            "iss": format!("https://sts.windows.net/{tenant}/"),
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+            "idtyp": "app",
+            "oid": oid,
+            "sub": oid,
+            "tid": tenant,
+            "uti": random_hex(12),
+            "ver": "1.0",
+        });
+        if let Some(app) = app_id {
+            claims["appid"] = json!(app);
+            claims["appidacr"] = json!("1");
+        }
+        let token = self.key.sign(&claims);
+        inc(&self.counters.tokens_minted);
+        tracing::info!(oid, exp, "token minted");
+        (token, exp)
+    }
+
+    /// Validates AUTH credentials like Azure. `Ok(Some(exp))` for a token, `Ok(None)` for the
+    /// access key.
+    pub(crate) fn check_auth(
+        &self,
+        username: Option<&[u8]>,
+        password: &[u8],
+        conn: u64,
+    ) -> Result<Option<i64>, Rejection> {
+        let user = username.map(lossy).unwrap_or_else(|| "default".to_string());
+        let verdict = self.verdict(username, password);
+        match &verdict {
+            Ok(Some(exp)) => {
+                inc(&self.counters.auth_accepted);
+                tracing::info!(conn, oid = %user, exp, "AUTH accepted (token)");
+            }
+            Ok(None) => {
+                inc(&self.counters.auth_accepted);
+                tracing::info!(conn, user = %user, "AUTH accepted (access key)");
+            }
+            Err(r) => {
+                inc(&self.counters.auth_rejected);
+                tracing::info!(conn, user = %user, reason = r.as_str(), "AUTH rejected");
+            }
+        }
+        verdict
+    }
+
+    fn verdict(&self, username: Option<&[u8]>, password: &[u8]) -> Result<Option<i64>, Rejection> {
+        if self.faults.take_auth_rejection() {
+            return Err(Rejection::Injected);
+        }
+        let default_user = username.is_none_or(|u| u == b"default");
+        if default_user {
+            let key_ok = self.access_key_enabled.load(Ordering::SeqCst)
+                && secret_eq(
+                    &self.access_key.read().unwrap_or_else(|p| p.into_inner()),
+                    password,
+                );
+            return if key_ok {
+                Ok(None)
+            } else {
+                Err(Rejection::WrongPassword)
+            };
+        }
+        let token = std::str::from_utf8(password).map_err(|_| Rejection::Malformed)?;
+        let valid = jwt::validate_access_token(&self.key, token)?;
+        if Some(valid.oid.as_bytes()) != username {
+            return Err(Rejection::UsernameMismatch);
+        }
+        Ok(Some(valid.exp))
+    }
+
+    fn federated_token(&self, subject: &str, lifetime: Duration) -> String {
+        let now = jwt::now_unix() as i64;
+        let claims = json!({
+            "aud": [FEDERATED_AUDIENCE],
+            "iss": self.federation_issuer,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime.as_secs() as i64,
+            "kubernetes.io": {"namespace": "default", "serviceaccount": {"name": subject.rsplit(':').next().unwrap_or("workload")}},
+        });
+        self.key.sign(&claims)
+    }
+}
+
+/// An access token minted by [`Emulator::mint_token`]. `Debug` does not show the token.
+#[derive(Clone)]
+pub struct MintedToken {
+    /// The `oid` claim (the Redis username), or the oid it was minted for when the token
+    /// deliberately lacks the claim.
+    pub oid: String,
+    /// The `exp` claim, in Unix seconds.
+    pub expires_on: i64,
+    token: SecretString,
+}
+
+impl MintedToken {
+    /// The compact JWT.
+    pub fn secret(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("oid", &self.oid)
+            .field("expires_on", &self.expires_on)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A deliberate defect of a minted token, for negative tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFlaw {
+    /// The signature does not match (one signature byte altered).
+    BadSignature,
+    /// `exp` lies in the past.
+    Expired,
+    /// `nbf` lies in the future.
+    NotYetValid,
+    /// The audience is another resource (`https://vault.azure.net`).
+    WrongAudience,
+    /// No `oid` claim.
+    NoOid,
+    /// Signed by a key the emulator does not trust (header `alg` is `none`, no signature).
+    Unsigned,
+}
+
+/// Configures and starts an [`Emulator`].
+#[derive(Clone)]
+pub struct EmulatorBuilder {
+    token_lifetime: Duration,
+    plain_listener: bool,
+    access_key: Option<SecretString>,
+    access_keys_enabled: bool,
+    tenant_id: Option<String>,
+    redis_server: PathBuf,
+    max_bulk_len: u64,
+    max_intercepted_len: usize,
+    auth_delay: Option<Duration>,
+}
+
+impl std::fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("token_lifetime", &self.token_lifetime)
+            .field("plain_listener", &self.plain_listener)
+            .field("access_keys_enabled", &self.access_keys_enabled)
+            .field("tenant_id", &self.tenant_id)
+            .field("redis_server", &self.redis_server)
+            .field("max_bulk_len", &self.max_bulk_len)
+            .field("auth_delay", &self.auth_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        Self {
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            plain_listener: false,
+            access_key: None,
+            access_keys_enabled: true,
+            tenant_id: None,
+            redis_server: PathBuf::from("redis-server"),
+            max_bulk_len: DEFAULT_MAX_BULK_LEN,
+            max_intercepted_len: 1024 * 1024,
+            auth_delay: None,
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// Lifetime of the access tokens the identity endpoints mint (default 1 hour; at least
+    /// 1 second). Changeable later with [`Emulator::set_token_lifetime`].
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Also open a plain (non-TLS) gate listener (default: off).
+    pub fn plain_listener(mut self, enabled: bool) -> Self {
+        self.plain_listener = enabled;
+        self
+    }
+
+    /// The access key (default: a random base64 key containing `+`, `/` and `=`).
+    pub fn access_key(mut self, key: impl Into<SecretString>) -> Self {
+        self.access_key = Some(key.into());
+        self
+    }
+
+    /// Accept the access key as `AUTH <key>` / `AUTH default <key>` (default: on, like a new
+    /// Azure cache).
+    pub fn access_keys_enabled(mut self, enabled: bool) -> Self {
+        self.access_keys_enabled = enabled;
+        self
+    }
+
+    /// Tenant id of the emulated directory (default: a random UUID).
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The redis-server executable: a name looked up on `PATH` or a path (default
+    /// `redis-server`).
+    pub fn redis_server(mut self, path: impl Into<PathBuf>) -> Self {
+        self.redis_server = path.into();
+        self
+    }
+
+    /// Largest bulk argument the gate accepts before answering
+    /// `-ERR Protocol error: invalid bulk length` and closing (default 512 MiB).
+    pub fn max_bulk_len(mut self, bytes: u64) -> Self {
+        self.max_bulk_len = bytes;
+        self
+    }
+
+    /// Makes the gate wait this long before checking each AUTH (Azure can take seconds).
+    pub fn auth_delay(mut self, delay: Duration) -> Self {
+        self.auth_delay = Some(delay);
+        self
+    }
+
+    /// Starts every server and the child redis-server.
+    pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        Emulator::start_with(self).await
+    }
+}
+
+/// The defaults registered at start, used by [`Emulator::env_for`].
+#[derive(Clone)]
+struct Defaults {
+    user: UserIdentity,
+    service_principal: ServicePrincipal,
+    service_principal_secret: SecretString,
+    workload: WorkloadIdentity,
+}
+
+/// A running emulator. Dropping it stops every task and kills the child redis-server;
+/// [`Emulator::shutdown`] does the same and waits for it.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+    tls_addr: SocketAddr,
+    plain_addr: Option<SocketAddr>,
+    mi_addr: SocketAddr,
+    entra_addr: SocketAddr,
+    ca_pem: String,
+    ca_file: PathBuf,
+    defaults: Defaults,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("tls_addr", &self.tls_addr)
+            .field("plain_addr", &self.plain_addr)
+            .field("redis_addr", &self.redis_addr())
+            .field("identity_endpoint", &self.identity_endpoint())
+            .field("authority", &self.shared.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind_loopback(what: &str) -> Result<TcpListener, EmulatorError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| EmulatorError::io(format!("binding the {what} listener"), e))
+}
+
+fn free_port() -> Result<u16, EmulatorError> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| EmulatorError::io("finding a free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| EmulatorError::io("finding a free port", e))
+}
+
+fn local_addr(l: &TcpListener) -> Result<SocketAddr, EmulatorError> {
+    l.local_addr()
+        .map_err(|e| EmulatorError::io("reading a listener address", e))
+}
+
+impl Emulator {
+    /// A builder with default settings.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// Starts an emulator with default settings.
+    pub async fn start() -> Result<Self, EmulatorError> {
+        EmulatorBuilder::default().start().await
+    }
+
+    async fn start_with(b: EmulatorBuilder) -> Result<Self, EmulatorError> {
+        if b.token_lifetime < Duration::from_secs(1) {
+            return Err(EmulatorError::InvalidArgument(
+                "token lifetime must be at least 1 s".into(),
+            ));
+        }
+        let binary =
+            redis_server::find_binary(&b.redis_server).ok_or(EmulatorError::RedisServerNotFound)?;
+        // RSA key generation can take seconds in unoptimised builds: overlap it with the rest.
+        let key_task = tokio::task::spawn_blocking(KeyMaterial::process_key);
+
+        let dir = tempfile::Builder::new()
+            .prefix("azure-redis-emulator-")
+            .tempdir()
+            .map_err(|e| EmulatorError::io("creating a temporary directory", e))?;
+        let pki = pki::Pki::generate()?;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &pki.ca_pem)
+            .map_err(|e| EmulatorError::io("writing the CA file", e))?;
+
+        let tls_listener = bind_loopback("gate TLS").await?;
+        let plain_listener = if b.plain_listener {
+            Some(bind_loopback("gate plain").await?)
+        } else {
+            None
+        };
+        let mi_listener = bind_loopback("managed identity").await?;
+        let entra_listener = bind_loopback("token endpoint").await?;
+        let tls_addr = local_addr(&tls_listener)?;
+        let plain_addr = plain_listener.as_ref().map(local_addr).transpose()?;
+        let mi_addr = local_addr(&mi_listener)?;
+        let entra_addr = local_addr(&entra_listener)?;
+
+        let password = SecretString::from(random_hex(24));
+        let mut redis_config = RedisConfig {
+            binary,
+            port: 0,
+            dir: dir.path().to_path_buf(),
+            password: password.clone(),
+        };
+        let mut server = None;
+        let mut last_err = None;
+        for _ in 0..5 {
+            redis_config.port = free_port()?;
+            match RedisServer::start(&redis_config).await {
+                Ok(s) => {
+                    server = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let server = match server {
+            Some(s) => s,
+            None => {
+                return Err(last_err
+                    .unwrap_or_else(|| EmulatorError::RedisServer("could not start".into())));
+            }
+        };
+
+        let key = key_task
+            .await
+            .map_err(|e| EmulatorError::Key(e.to_string()))??;
+        let tenant = b.tenant_id.clone().unwrap_or_else(identity::new_uuid);
+        let authority = format!("https://localhost:{}", entra_addr.port());
+        let shared = Arc::new(Shared {
+            key,
+            registry: Mutex::new(Registry::new(tenant.clone())),
+            token_lifetime_ms: AtomicU64::new(b.token_lifetime.as_millis() as u64),
+            access_key: RwLock::new(
+                b.access_key
+                    .clone()
+                    .unwrap_or_else(|| SecretString::from(random_access_key())),
+            ),
+            access_key_enabled: AtomicBool::new(b.access_keys_enabled),
+            identity_header: SecretString::from(random_hex(16)),
+            internal_password: password,
+            wrong_password: format!("wrong-{}", random_hex(8)),
+            counters: CounterCells::default(),
+            faults: FaultState::default(),
+            shutdown: CancellationToken::new(),
+            limits: resp::Limits {
+                max_bulk: b.max_bulk_len,
+                max_intercepted: b.max_intercepted_len,
+            },
+            auth_delay: b.auth_delay,
+            redis_config,
+            redis: Mutex::new(Some(server)),
+            redis_restart: tokio::sync::Mutex::new(()),
+            federation_issuer: format!("{authority}/federation"),
+            authority,
+        });
+
+        let mut tasks = JoinSet::new();
+        let gate_tls = TlsAcceptor::from(pki.server_config.clone());
+        tasks.spawn(gate::run(tls_listener, Some(gate_tls), shared.clone()));
+        if let Some(l) = plain_listener {
+            tasks.spawn(gate::run(l, None, shared.clone()));
+        }
+        tasks.spawn(http::serve(
+            mi_listener,
+            None,
+            http::managed_identity_router(shared.clone()),
+            shared.clone(),
+        ));
+        tasks.spawn(http::serve(
+            entra_listener,
+            Some(TlsAcceptor::from(pki.http_server_config.clone())),
+            http::entra_router(shared.clone()),
+            shared.clone(),
+        ));
+
+        let mut emu = Emulator {
+            shared,
+            tasks,
+            tls_addr,
+            plain_addr,
+            mi_addr,
+            entra_addr,
+            ca_pem: pki.ca_pem,
+            ca_file,
+            defaults: Defaults {
+                user: UserIdentity {
+                    client_id: String::new(),
+                    oid: String::new(),
+                    resource_id: String::new(),
+                },
+                service_principal: ServicePrincipal {
+                    tenant_id: String::new(),
+                    client_id: String::new(),
+                    oid: String::new(),
+                },
+                service_principal_secret: SecretString::from(String::new()),
+                workload: WorkloadIdentity {
+                    tenant_id: String::new(),
+                    client_id: String::new(),
+                    oid: String::new(),
+                    token_file: PathBuf::new(),
+                    subject: String::new(),
+                },
+            },
+            dir: Some(dir),
+        };
+        let user = emu.add_user_identity(&identity::new_uuid());
+        let sp_secret = SecretString::from(format!("{}~{}", random_hex(4), random_hex(16)));
+        let sp = emu.add_service_principal(&tenant, &identity::new_uuid(), sp_secret.clone());
+        let wi = emu.add_workload_identity(&tenant, &identity::new_uuid())?;
+        emu.defaults = Defaults {
+            user,
+            service_principal: sp,
+            service_principal_secret: sp_secret,
+            workload: wi,
+        };
+        tracing::info!(
+            gate_tls = %emu.tls_addr,
+            gate_plain = ?emu.plain_addr,
+            redis = %emu.redis_addr(),
+            identity_endpoint = %emu.identity_endpoint(),
+            authority = %emu.shared.authority,
+            "emulator started"
+        );
+        Ok(emu)
+    }
+
+    /// Address of the gate's TLS listener (certificate for `localhost` and `127.0.0.1`).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+
+    /// Address of the gate's plain listener, when enabled.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain_addr
+    }
+
+    /// Address of the child redis-server itself (behind the gate; it requires
+    /// [`Emulator::redis_password`]).
+    pub fn redis_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.shared.redis_config.port))
+    }
+
+    /// The internal password of the child redis-server, for direct access that bypasses the
+    /// gate (benchmarks, inspection).
+    pub fn redis_password(&self) -> &SecretString {
+        &self.shared.internal_password
+    }
+
+    /// PEM of the emulator's CA certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Path of a PEM file holding the CA certificate (in a temporary directory the emulator
+    /// owns; removed when it stops). Suitable for `SSL_CERT_FILE`.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// The managed identity endpoint (`IDENTITY_ENDPOINT`), `http://127.0.0.1:PORT/msi/token`.
+    pub fn identity_endpoint(&self) -> String {
+        format!("http://{}{}", self.mi_addr, http::MI_PATH)
+    }
+
+    /// The secret the managed identity endpoint expects in `x-identity-header`
+    /// (`IDENTITY_HEADER`).
+    pub fn identity_header(&self) -> &SecretString {
+        &self.shared.identity_header
+    }
+
+    /// The Entra ID authority host (`AZURE_AUTHORITY_HOST`), `https://localhost:PORT`.
+    pub fn token_endpoint_authority(&self) -> String {
+        self.shared.authority.clone()
+    }
+
+    /// Address of the token endpoint's listener.
+    pub fn token_endpoint_addr(&self) -> SocketAddr {
+        self.entra_addr
+    }
+
+    /// Tenant id of the emulated directory.
+    pub fn tenant_id(&self) -> String {
+        self.shared.registry().tenant_id.clone()
+    }
+
+    /// Object id (`oid`) of the system-assigned managed identity.
+    pub fn system_identity(&self) -> String {
+        self.shared.registry().system_oid.clone()
+    }
+
+    /// Registers a user-assigned managed identity (idempotent per client id).
+    pub fn add_user_identity(&self, client_id: &str) -> UserIdentity {
+        self.shared.registry().add_user(client_id)
+    }
+
+    /// Registers a service principal with a client secret (replacing the secret of an existing
+    /// one).
+    pub fn add_service_principal(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        secret: impl Into<SecretString>,
+    ) -> ServicePrincipal {
+        let oid =
+            self.shared
+                .registry()
+                .upsert_app(tenant_id, client_id, Some(secret.into()), None);
+        ServicePrincipal {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            oid,
+        }
+    }
+
+    /// Registers a workload identity: an app with a federated credential, and writes its
+    /// projected service account token (signed by the emulator, valid 24 h) to a file.
+    pub fn add_workload_identity(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<WorkloadIdentity, EmulatorError> {
+        let subject = format!("system:serviceaccount:default:{client_id}");
+        let oid =
+            self.shared
+                .registry()
+                .upsert_app(tenant_id, client_id, None, Some(subject.clone()));
+        let dir = self
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_else(std::env::temp_dir);
+        let safe: String = client_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let wi = WorkloadIdentity {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            oid,
+            token_file: dir.join(format!("federated-token-{safe}")),
+            subject,
+        };
+        self.write_federated_token(&wi, FEDERATED_TOKEN_LIFETIME)?;
+        Ok(wi)
+    }
+
+    /// Rewrites the federated token file of `wi` with a new token valid for `lifetime`
+    /// (`Duration::ZERO` writes one that has already expired).
+    pub fn write_federated_token(
+        &self,
+        wi: &WorkloadIdentity,
+        lifetime: Duration,
+    ) -> Result<(), EmulatorError> {
+        let token = self.shared.federated_token(&wi.subject, lifetime);
+        std::fs::write(&wi.token_file, token)
+            .map_err(|e| EmulatorError::io("writing a federated token file", e))
+    }
+
+    /// The user-assigned identity registered at start (used by [`Emulator::env_for`]).
+    pub fn default_user_identity(&self) -> &UserIdentity {
+        &self.defaults.user
+    }
+
+    /// The service principal registered at start, and its secret.
+    pub fn default_service_principal(&self) -> (&ServicePrincipal, &SecretString) {
+        (
+            &self.defaults.service_principal,
+            &self.defaults.service_principal_secret,
+        )
+    }
+
+    /// The workload identity registered at start.
+    pub fn default_workload_identity(&self) -> &WorkloadIdentity {
+        &self.defaults.workload
+    }
+
+    /// The current access key.
+    pub fn access_key(&self) -> SecretString {
+        self.shared
+            .access_key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the access key and enables access-key auth (`AUTH <key>` / `AUTH default <key>`).
+    pub fn set_access_key(&self, key: impl Into<SecretString>) {
+        *self
+            .shared
+            .access_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = key.into();
+        self.shared.access_key_enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Enables or disables access-key auth (Entra-only caches disable it).
+    pub fn set_access_keys_enabled(&self, enabled: bool) {
+        self.shared
+            .access_key_enabled
+            .store(enabled, Ordering::SeqCst);
+    }
+
+    /// Lifetime of the tokens the identity endpoints mint from now on.
+    pub fn token_lifetime(&self) -> Duration {
+        self.shared.token_lifetime()
+    }
+
+    /// Changes the lifetime of tokens minted from now on (at least 1 s).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        let ms = lifetime.max(Duration::from_secs(1)).as_millis() as u64;
+        self.shared.token_lifetime_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Mints a valid access token for `oid` (audience `https://redis.azure.com`).
+    pub fn mint_token(&self, oid: &str, lifetime: Duration) -> MintedToken {
+        let tenant = self.tenant_id();
+        let (token, exp) = self
+            .shared
+            .mint(oid, &tenant, None, REDIS_AUDIENCE, lifetime);
+        MintedToken {
+            oid: oid.to_string(),
+            expires_on: exp,
+            token: SecretString::from(token),
+        }
+    }
+
+    /// Mints a token for `oid` with a deliberate defect; the gate must refuse it.
+    pub fn mint_flawed_token(&self, oid: &str, flaw: TokenFlaw) -> MintedToken {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let tenant = self.tenant_id();
+        let now = jwt::now_unix() as i64;
+        let mut claims = json!({
+            "aud": REDIS_AUDIENCE,
+            "iss": format!("https://sts.windows.net/{tenant}/"),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "oid": oid,
+            "sub": oid,
+            "tid": tenant,
+            "ver": "1.0",
+        });
+        match flaw {
+            TokenFlaw::Expired => {
+                claims["iat"] = json!(now - 7200);
+                claims["nbf"] = json!(now - 7200);
+                claims["exp"] = json!(now - 60);
+            }
+            TokenFlaw::NotYetValid => claims["nbf"] = json!(now + 1800),
+            TokenFlaw::WrongAudience => claims["aud"] = json!("https://vault.azure.net"),
+            TokenFlaw::NoOid => {
+                if let Some(m) = claims.as_object_mut() {
+                    m.remove("oid");
+                }
+            }
+            TokenFlaw::BadSignature | TokenFlaw::Unsigned => {}
+        }
+        let expires_on = claims["exp"].as_i64().unwrap_or(now);
+        let mut token = self.shared.key.sign(&claims);
+        match flaw {
+            TokenFlaw::BadSignature => {
+                // Alter one full base64 character of the signature.
+                let mut bytes = token.into_bytes();
+                let i = bytes.len().saturating_sub(10);
+                if let Some(b) = bytes.get_mut(i) {
+                    *b = if *b == b'A' { b'B' } else { b'A' };
+                }
+                token = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            TokenFlaw::Unsigned => {
+                let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+                let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+                token = format!("{header}.{payload}.");
+            }
+            _ => {}
+        }
+        inc(&self.shared.counters.tokens_minted);
+        tracing::info!(oid, exp = expires_on, ?flaw, "flawed token minted");
+        MintedToken {
+            oid: oid.to_string(),
+            expires_on,
+            token: SecretString::from(token),
+        }
+    }
+
+    /// The environment Service Connector would inject for `kind`, pointed at this emulator,
+    /// plus what azure_identity needs to reach it. Identity-based kinds use the identities
+    /// registered at start ([`Emulator::default_user_identity`] and friends).
+    ///
+    /// Every kind gets `AZURE_REDIS_HOST=localhost` (or a connection string naming
+    /// `localhost`), the gate's TLS port (`AZURE_REDIS_PORT`, since it is not Azure's 6380) and
+    /// `SSL_CERT_FILE` naming the emulator's CA.
+    pub fn env_for(&self, kind: AuthKind) -> Vec<(String, String)> {
+        let port = self.tls_addr.port().to_string();
+        let ca = self.ca_file.display().to_string();
+        let authority = self.token_endpoint_authority();
+        let key = self.access_key();
+        let key = key.expose_secret();
+        let mut v: Vec<(&str, String)> = Vec::new();
+        let host_port = |v: &mut Vec<(&str, String)>| {
+            v.push(("AZURE_REDIS_HOST", "localhost".to_string()));
+            v.push(("AZURE_REDIS_PORT", port.clone()));
+        };
+        match kind {
+            AuthKind::SystemIdentity | AuthKind::UserIdentity => {
+                host_port(&mut v);
+                if kind == AuthKind::UserIdentity {
+                    v.push(("AZURE_REDIS_CLIENTID", self.defaults.user.client_id.clone()));
+                }
+                v.push(("IDENTITY_ENDPOINT", self.identity_endpoint()));
+                v.push((
+                    "IDENTITY_HEADER",
+                    self.shared.identity_header.expose_secret().to_string(),
+                ));
+            }
+            AuthKind::ServicePrincipal => {
+                let sp = &self.defaults.service_principal;
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_CLIENTID", sp.client_id.clone()));
+                v.push((
+                    "AZURE_REDIS_CLIENTSECRET",
+                    self.defaults
+                        .service_principal_secret
+                        .expose_secret()
+                        .to_string(),
+                ));
+                v.push(("AZURE_REDIS_TENANTID", sp.tenant_id.clone()));
+                v.push(("AZURE_AUTHORITY_HOST", authority));
+            }
+            AuthKind::WorkloadIdentity => {
+                let wi = &self.defaults.workload;
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_CLIENTID", wi.client_id.clone()));
+                v.push(("AZURE_CLIENT_ID", wi.client_id.clone()));
+                v.push(("AZURE_TENANT_ID", wi.tenant_id.clone()));
+                v.push((
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    wi.token_file.display().to_string(),
+                ));
+                v.push(("AZURE_AUTHORITY_HOST", authority));
+            }
+            AuthKind::AccessKey => {
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_DATABASE", "0".to_string()));
+                v.push(("AZURE_REDIS_PASSWORD", key.to_string()));
+                v.push(("AZURE_REDIS_SSL", "true".to_string()));
+            }
+            AuthKind::ConnectionStringStackExchange => v.push((
+                "AZURE_REDIS_CONNECTIONSTRING",
+                format!("localhost:{port},password={key},ssl=True,defaultDatabase=0"),
+            )),
+            AuthKind::ConnectionStringUrl => v.push((
+                "AZURE_REDIS_CONNECTIONSTRING",
+                format!("rediss://:{key}@localhost:{port}/0"),
+            )),
+        }
+        v.push(("SSL_CERT_FILE", ca));
+        v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops every server and task, kills redis-server and removes the temporary directory,
+    /// waiting for all of it.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let joined = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tasks.abort_all();
+        }
+        if let Some(mut server) = self.shared.take_redis() {
+            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+        tracing::info!("emulator stopped");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.tasks.abort_all();
+        if let Some(mut server) = self.shared.take_redis() {
+            server.stop();
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The emulator's own certificate authority and the TLS server configuration built from it.
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::error::EmulatorError;
+
+/// A per-run certificate authority plus one leaf certificate for `localhost` and `127.0.0.1`.
+pub(crate) struct Pki {
+    /// PEM of the CA certificate.
+    pub(crate) ca_pem: String,
+    /// TLS configuration presenting the leaf certificate (ALPN: none).
+    pub(crate) server_config: Arc<ServerConfig>,
+    /// TLS configuration for HTTP (ALPN `http/1.1`).
+    pub(crate) http_server_config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki").finish_non_exhaustive()
+    }
+}
+
+fn tls_err(e: impl std::fmt::Display) -> EmulatorError {
+    EmulatorError::Tls(e.to_string())
+}
+
+impl Pki {
+    /// Creates a fresh CA (ECDSA P-256) and a leaf certificate signed by it.
+    pub(crate) fn generate() -> Result<Self, EmulatorError> {
+        let ca_key = KeyPair::generate().map_err(tls_err)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "azure-redis-emulator local CA");
+        dn.push(DnType::OrganizationName, "azure-redis-emulator");
+        ca_params.distinguished_name = dn;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let leaf_key = KeyPair::generate().map_err(tls_err)?;
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(tls_err)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "localhost");
+        leaf_params.distinguished_name = dn;
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        leaf_params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.use_authority_key_identifier_extension = true;
+        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls_err)?;
+
+        let chain: Vec<CertificateDer<'static>> =
+            vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+        let key_der = leaf_key.serialize_der();
+
+        let make = |alpn: Vec<Vec<u8>>| -> Result<Arc<ServerConfig>, EmulatorError> {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(tls_err)?
+                .with_no_client_auth()
+                .with_single_cert(
+                    chain.clone(),
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.clone())),
+                )
+                .map_err(tls_err)?;
+            cfg.alpn_protocols = alpn;
+            Ok(Arc::new(cfg))
+        };
+
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            server_config: make(Vec::new())?,
+            http_server_config: make(vec![b"http/1.1".to_vec()])?,
+        })
+    }
+}
