@@ -98,6 +98,7 @@
 //! ```
 
 pub mod config;
+pub mod token;
 
 pub use config::{Auth, AuthKind, AzureRedisConfig, ConfigError, Endpoint};
 pub use secrecy::{ExposeSecret, SecretString};
