@@ -1,0 +1,309 @@
+//! Fault injection and counters.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use azure_redis_emulator::{Emulator, IdentityEndpoint, IdentityFault};
+use common::*;
+use secrecy::ExposeSecret as _;
+
+async fn emulator() -> Emulator {
+    init();
+    Emulator::builder()
+        .token_lifetime(Duration::from_secs(60))
+        .plain_listener(true)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test timed out");
+}
+
+async fn mi_request(emu: &Emulator, client_id: Option<&str>) -> reqwest::Response {
+    let mut url = format!(
+        "{}?api-version=2019-08-01&resource=https://redis.azure.com",
+        emu.identity_endpoint()
+    );
+    if let Some(c) = client_id {
+        url.push_str(&format!("&client_id={c}"));
+    }
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(url)
+        .header("x-identity-header", emu.identity_header().expose_secret())
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn managed_identity_endpoint_protocol_and_outages() {
+    bounded(async {
+        let emu = emulator().await;
+        let r = mi_request(&emu, None).await;
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["resource"], "https://redis.azure.com");
+        let expires_on: i64 = body["expires_on"]
+            .as_str()
+            .expect("string")
+            .parse()
+            .expect("secs");
+        let token = body["access_token"].as_str().expect("token");
+        assert_eq!(oid_of(token), emu.system_identity());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        assert!(
+            (now + 59..=now + 62).contains(&expires_on),
+            "{expires_on} vs {now}"
+        );
+
+        // Unknown client id: 400, as Azure answers.
+        assert_eq!(mi_request(&emu, Some("nobody")).await.status(), 400);
+        let ua = emu.default_user_identity().clone();
+        let r = mi_request(&emu, Some(&ua.client_id)).await;
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(
+            oid_of(body["access_token"].as_str().expect("token")),
+            ua.oid
+        );
+
+        // Missing secret header.
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!(
+                "{}?api-version=2019-08-01&resource=https://redis.azure.com",
+                emu.identity_endpoint()
+            ))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 401);
+
+        let faults = emu.faults();
+        // HTTP 500 for a window.
+        faults.identity_outage(
+            IdentityEndpoint::ManagedIdentity,
+            IdentityFault::Http500,
+            Some(Duration::from_millis(600)),
+        );
+        assert_eq!(mi_request(&emu, None).await.status(), 500);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(mi_request(&emu, None).await.status(), 200);
+
+        // No answer until cleared.
+        faults.identity_outage(IdentityEndpoint::All, IdentityFault::NoAnswer, None);
+        let pending = {
+            let url = format!(
+                "{}?api-version=2019-08-01&resource=https://redis.azure.com",
+                emu.identity_endpoint()
+            );
+            let header = emu.identity_header().expose_secret().to_string();
+            tokio::spawn(async move {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .expect("client")
+                    .get(url)
+                    .header("x-identity-header", header)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!pending.is_finished(), "no answer during the outage");
+        faults.clear_identity_outage(IdentityEndpoint::All);
+        assert_eq!(pending.await.expect("join"), 504);
+
+        // Slow answers.
+        faults.identity_outage(
+            IdentityEndpoint::ManagedIdentity,
+            IdentityFault::Slow(Duration::from_millis(400)),
+            None,
+        );
+        let started = Instant::now();
+        assert_eq!(mi_request(&emu, None).await.status(), 200);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        faults.clear_all();
+
+        let n = emu.counters();
+        assert_eq!(n.managed_identity_requests, 8);
+        assert_eq!(n.tokens_minted, 4);
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn token_endpoint_outage() {
+    bounded(async {
+        let emu = emulator().await;
+        let (sp, secret) = emu.default_service_principal();
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            emu.token_endpoint_authority(),
+            sp.tenant_id
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", sp.client_id.as_str()),
+            ("client_secret", secret.expose_secret()),
+            ("scope", "https://redis.azure.com/.default"),
+        ];
+        let body = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.replace('/', "%2F")
+                        .replace(':', "%3A")
+                        .replace('~', "%7E")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let client = https_client(&emu);
+        let post = || {
+            client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+        };
+        let r = post().await.expect("request");
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["token_type"], "Bearer");
+        assert!(v["expires_in"].as_i64().expect("expires_in") >= 59);
+
+        emu.faults().identity_outage(
+            IdentityEndpoint::TokenEndpoint,
+            IdentityFault::Http500,
+            None,
+        );
+        assert_eq!(post().await.expect("request").status(), 500);
+        // The managed identity endpoint is unaffected.
+        assert_eq!(mi_request(&emu, None).await.status(), 200);
+        emu.faults()
+            .clear_identity_outage(IdentityEndpoint::TokenEndpoint);
+        assert_eq!(post().await.expect("request").status(), 200);
+        assert_eq!(emu.counters().token_endpoint_requests, 3);
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reject_drop_stall_and_restart() {
+    bounded(async {
+        let emu = emulator().await;
+        let oid = emu.system_identity();
+        let faults = emu.faults();
+
+        // Reject the next two AUTHs, valid or not.
+        faults.reject_next_auths(2);
+        let mut c = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            err(WRONGPASS)
+        );
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            err(WRONGPASS)
+        );
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        let n = emu.counters();
+        assert_eq!((n.auth_accepted, n.auth_rejected), (1, 2));
+
+        // Drop every connection.
+        let mut d = RawConn::plain(emu.plain_addr().expect("plain")).await;
+        assert_eq!(
+            auth(&mut d, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(emu.counters().connections_open, 2);
+        faults.drop_all_connections();
+        assert_eq!(
+            c.closed_within(Duration::from_secs(3)).await,
+            Some(Vec::new())
+        );
+        assert_eq!(
+            d.closed_within(Duration::from_secs(3)).await,
+            Some(Vec::new())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(emu.counters().connections_open, 0);
+        // New connections work.
+        let mut c = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(c.cmd_str(&["SET", "k", "v"]).await, ok());
+
+        // Stall the gate.
+        faults.stall_gate(Duration::from_millis(800));
+        let started = Instant::now();
+        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert!(
+            started.elapsed() >= Duration::from_millis(700),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Restart redis-server: the connection closes, data is gone, new connections work.
+        faults.restart_redis().await.expect("restart");
+        assert!(c.closed_within(Duration::from_secs(5)).await.is_some());
+        let mut c = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(c.cmd_str(&["GET", "k"]).await, Reply::Bulk(None));
+        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+
+        let n = emu.counters();
+        assert_eq!(n.connections_accepted, 4);
+        assert_eq!(n.auth_accepted, 4);
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drop_kills_redis_server() {
+    bounded(async {
+        let emu = emulator().await;
+        let addr = emu.redis_addr();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+        drop(emu);
+        // The port is closed once the emulator is dropped.
+        let mut closed = false;
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(closed, "redis-server still listens after drop");
+    })
+    .await;
+}
