@@ -98,9 +98,12 @@
 //! ```
 
 pub mod config;
+pub mod conn;
 pub mod token;
 
 pub use config::{Auth, AuthKind, AzureRedisConfig, ConfigError, Endpoint};
+pub use conn::{AzureRedis, ConnectError};
+pub use redis;
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// Derives [`AzureRedisConfig`](trait@AzureRedisConfig) for a struct with named fields.

@@ -7,6 +7,7 @@
 //! (the connections, which re-AUTH with it). The task stops when the last clone of the provider
 //! is dropped.
 
+mod azure;
 mod claims;
 mod policy;
 mod source;
@@ -23,6 +24,8 @@ use secrecy::SecretString;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use azure::source_for;
+pub(crate) use azure::install_crypto_provider;
 pub use policy::RefreshPolicy;
 pub use source::{AzureCredentialSource, REDIS_SCOPE, StaticPassword};
 
