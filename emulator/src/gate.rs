@@ -311,10 +311,10 @@ impl Session {
 
     /// RESP2 with subscriptions: redis-server refuses AUTH and HELLO in this state.
     fn pubsub_restricted(&self) -> bool {
-        !self.resp3
-            && !(self.channels.is_empty()
-                && self.patterns.is_empty()
-                && self.shard_channels.is_empty())
+        let subscribed = !(self.channels.is_empty()
+            && self.patterns.is_empty()
+            && self.shard_channels.is_empty());
+        subscribed && !self.resp3
     }
 
     fn accept(&mut self, exp: Option<i64>) {

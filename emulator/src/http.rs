@@ -204,13 +204,13 @@ async fn managed_identity_token(
         );
     };
     let selector = if let Some(c) = q.get("client_id").or_else(|| q.get("clientid")) {
-        Some(MiSelector::ClientId(c))
+        Some(MiSelector::Client(c))
     } else if let Some(o) = q.get("object_id").or_else(|| q.get("principal_id")) {
-        Some(MiSelector::ObjectId(o))
-    } else if let Some(r) = q.get("mi_res_id").or_else(|| q.get("msi_res_id")) {
-        Some(MiSelector::ResourceId(r))
+        Some(MiSelector::Object(o))
     } else {
-        None
+        q.get("mi_res_id")
+            .or_else(|| q.get("msi_res_id"))
+            .map(|r| MiSelector::Resource(r))
     };
     let (found, tenant) = {
         let reg = shared.registry();

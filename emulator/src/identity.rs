@@ -143,17 +143,17 @@ impl Registry {
     ) -> Option<(String, Option<String>)> {
         match selector {
             None => Some((self.system_oid.clone(), None)),
-            Some(MiSelector::ClientId(c)) => self
+            Some(MiSelector::Client(c)) => self
                 .users
                 .iter()
                 .find(|u| u.client_id.eq_ignore_ascii_case(c))
                 .map(|u| (u.oid.clone(), Some(u.client_id.clone()))),
-            Some(MiSelector::ObjectId(o)) => self
+            Some(MiSelector::Object(o)) => self
                 .users
                 .iter()
                 .find(|u| u.oid.eq_ignore_ascii_case(o))
                 .map(|u| (u.oid.clone(), Some(u.client_id.clone()))),
-            Some(MiSelector::ResourceId(r)) => self
+            Some(MiSelector::Resource(r)) => self
                 .users
                 .iter()
                 .find(|u| u.resource_id.eq_ignore_ascii_case(r))
@@ -165,9 +165,9 @@ impl Registry {
 /// How a managed identity request names a user-assigned identity.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum MiSelector<'a> {
-    ClientId(&'a str),
-    ObjectId(&'a str),
-    ResourceId(&'a str),
+    Client(&'a str),
+    Object(&'a str),
+    Resource(&'a str),
 }
 
 /// Constant-time-ish comparison of a presented secret with the stored one.

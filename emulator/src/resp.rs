@@ -539,11 +539,10 @@ mod tests {
         }
     }
 
+    type Outcome = (Vec<u8>, Vec<(Intercept, Vec<Vec<u8>>)>, Option<Poison>);
+
     /// Feeds `input` in chunks of `chunk` bytes; returns (forwarded bytes, commands, poison).
-    fn run(
-        input: &[u8],
-        chunk: usize,
-    ) -> (Vec<u8>, Vec<(Intercept, Vec<Vec<u8>>)>, Option<Poison>) {
+    fn run(input: &[u8], chunk: usize) -> Outcome {
         let mut p = RequestParser::new(limits());
         let mut buf = BytesMut::new();
         let mut fwd = Vec::new();
