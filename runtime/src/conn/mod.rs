@@ -16,9 +16,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, ProtocolVersion,
-    PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisFuture, RedisResult, TlsCertificates,
-    Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
+    ProtocolVersion, PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisFuture, RedisResult,
+    TlsCertificates, Value,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Notify, mpsc, watch};
@@ -38,13 +38,17 @@ pub enum ConnectError {
     #[error("cannot get the first token: {0}")]
     Token(#[from] TokenError),
     /// Plaintext to an Azure host, which accepts Entra ID only over TLS.
-    #[error("refusing a plaintext connection to {host}: Azure Redis accepts Microsoft Entra ID only over TLS; leave TLS on")]
+    #[error(
+        "refusing a plaintext connection to {host}: Azure Redis accepts Microsoft Entra ID only over TLS; leave TLS on"
+    )]
     PlaintextRefused {
         /// The host.
         host: String,
     },
     /// Plaintext without `allow_plaintext()`.
-    #[error("the endpoint {endpoint} has TLS off; call `allow_plaintext()` on the builder to connect without TLS")]
+    #[error(
+        "the endpoint {endpoint} has TLS off; call `allow_plaintext()` on the builder to connect without TLS"
+    )]
     PlaintextNotAllowed {
         /// The endpoint.
         endpoint: String,
@@ -81,6 +85,7 @@ pub struct Builder {
     endpoint: Endpoint,
     auth: Auth,
     root_ca_pem: Option<Vec<u8>>,
+    authority_host: Option<String>,
     connect_timeout: Duration,
     response_timeout: Option<Duration>,
     auth_timeout: Duration,
@@ -109,6 +114,7 @@ impl Builder {
             endpoint,
             auth,
             root_ca_pem: None,
+            authority_host: None,
             connect_timeout: Duration::from_secs(10),
             response_timeout: None,
             auth_timeout: Duration::from_secs(10),
@@ -126,6 +132,13 @@ impl Builder {
     /// private CA.
     pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Builder {
         self.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// The Microsoft Entra ID authority host for service principal and workload identity
+    /// credentials (a sovereign cloud, or a local emulator).
+    pub fn authority_host(mut self, url: impl Into<String>) -> Builder {
+        self.authority_host = Some(url.into());
         self
     }
 
@@ -201,9 +214,13 @@ impl Builder {
             }
         }
         token::install_crypto_provider();
-        let source = token::source_for(&self.auth, self.root_ca_pem.as_deref())?;
+        let mut options = token::CredentialOptions::default();
+        options.extra_root_ca = self.root_ca_pem.clone();
+        options.authority_host = self.authority_host.clone();
+        let source = token::source_for(&self.auth, &options)?;
         // The first token has a timeout of its own, before any TCP connect.
-        let provider = TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
+        let provider =
+            TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
         let template = Template {
             endpoint: self.endpoint,
             root_ca_pem: self.root_ca_pem,
@@ -212,11 +229,18 @@ impl Builder {
             resp3: self.resp3,
         };
         let first = provider.current();
-        let (conn, pushes) = template.open(&first).await.map_err(|source| ConnectError::Redis {
-            endpoint: template.endpoint.to_string(),
-            source,
-        })?;
-        let (live, _) = watch::channel(Some(Live { conn, id: 1, auth_generation: first.generation }));
+        let (conn, pushes) = template
+            .open(&first)
+            .await
+            .map_err(|source| ConnectError::Redis {
+                endpoint: template.endpoint.to_string(),
+                source,
+            })?;
+        let (live, _) = watch::channel(Some(Live {
+            conn,
+            id: 1,
+            auth_generation: first.generation,
+        }));
         let inner = Arc::new(Inner {
             template,
             provider,
@@ -251,7 +275,10 @@ type Pushes = Option<mpsc::UnboundedReceiver<PushInfo>>;
 
 impl Template {
     /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT).
-    async fn open(&self, credentials: &Credentials) -> RedisResult<(MultiplexedConnection, Pushes)> {
+    async fn open(
+        &self,
+        credentials: &Credentials,
+    ) -> RedisResult<(MultiplexedConnection, Pushes)> {
         let e = &self.endpoint;
         let addr = if e.tls {
             ConnectionAddr::TcpTls {
@@ -266,7 +293,11 @@ impl Template {
         let mut settings = RedisConnectionInfo::default()
             .set_password(credentials.password.expose_secret())
             .set_db(e.database)
-            .set_protocol(if self.resp3 { ProtocolVersion::RESP3 } else { ProtocolVersion::RESP2 });
+            .set_protocol(if self.resp3 {
+                ProtocolVersion::RESP3
+            } else {
+                ProtocolVersion::RESP2
+            });
         if let Some(user) = &credentials.username {
             settings = settings.set_username(user);
         }
@@ -290,7 +321,9 @@ impl Template {
             config = config.set_push_sender(tx);
             pushes = Some(rx);
         }
-        let conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         Ok((conn, pushes))
     }
 }
@@ -405,7 +438,11 @@ impl AzureRedis {
 }
 
 fn not_connected() -> RedisError {
-    std::io::Error::new(std::io::ErrorKind::NotConnected, "not connected to Redis; reconnecting").into()
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "not connected to Redis; reconnecting",
+    )
+    .into()
 }
 
 impl Inner {
@@ -421,11 +458,16 @@ impl Inner {
                 cmd.arg(user);
             }
             cmd.arg(credentials.password.expose_secret());
-            let sent = tokio::time::timeout(self.auth_timeout, cmd.exec_async(&mut live.conn)).await;
+            let sent =
+                tokio::time::timeout(self.auth_timeout, cmd.exec_async(&mut live.conn)).await;
             match sent {
                 Ok(Ok(())) => {
                     self.reauths.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(connection = live.id, generation = credentials.generation, "re-authenticated");
+                    tracing::debug!(
+                        connection = live.id,
+                        generation = credentials.generation,
+                        "re-authenticated"
+                    );
                     return true;
                 }
                 Ok(Err(error)) => {
@@ -440,7 +482,7 @@ impl Inner {
                     tracing::warn!(connection = live.id, attempt, "re-AUTH timed out");
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+            tokio::time::sleep(Duration::from_millis(50) * attempt).await;
         }
         false
     }
@@ -455,12 +497,17 @@ impl Inner {
                 Ok((conn, pushes)) => {
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(connection = id, "reconnected");
-                    let live = Live { conn, id, auth_generation: credentials.generation };
+                    let live = Live {
+                        conn,
+                        id,
+                        auth_generation: credentials.generation,
+                    };
                     return (live, pushes);
                 }
                 Err(error) => {
                     failures += 1;
-                    let wait = RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
+                    let wait =
+                        RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
                     tracing::warn!(connection = id, error = %error, retry_in_ms = wait.as_millis() as u64, "reconnect failed");
                     tokio::time::sleep(wait).await;
                 }

@@ -23,22 +23,44 @@ pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How credentials reach Microsoft Entra ID.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CredentialOptions {
+    /// A CA (PEM) to trust in addition to the system roots.
+    pub extra_root_ca: Option<Vec<u8>>,
+    /// The Entra ID authority host, such as `https://login.microsoftonline.us` (default: the
+    /// public cloud, or what azure_identity reads from the environment).
+    pub authority_host: Option<String>,
+}
+
 /// The HTTP options of every credential: no retries of its own (the provider's refresh loop
 /// retries, so that one call cannot hide a minute of outage), and an extra root CA if given.
-fn client_options(extra_root_ca: Option<&[u8]>) -> Result<ClientOptions, TokenError> {
+fn client_options(options: &CredentialOptions) -> Result<ClientOptions, TokenError> {
+    let extra_root_ca = options.extra_root_ca.as_deref();
     install_crypto_provider();
     let mut http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none());
     if let Some(pem) = extra_root_ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| setup_error(format!("the extra root certificate is not valid PEM: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            setup_error(format!("the extra root certificate is not valid PEM: {e}"))
+        })?;
         http = http.tls_certs_merge(certs);
     }
-    let http = http.build().map_err(|e| setup_error(format!("cannot build the HTTP client: {e}")))?;
+    let http = http
+        .build()
+        .map_err(|e| setup_error(format!("cannot build the HTTP client: {e}")))?;
+    let cloud = options.authority_host.as_ref().map(|host| {
+        let mut cloud = azure_core::cloud::CustomConfiguration::default();
+        cloud.authority_host = host.clone();
+        Arc::new(cloud.into())
+    });
     Ok(ClientOptions {
         retry: RetryOptions::none(),
         transport: Some(Transport::new(Arc::new(http))),
+        cloud,
         ..Default::default()
     })
 }
@@ -61,15 +83,20 @@ fn azure(
     Ok(Box::new(AzureCredentialSource::new(credential, name)))
 }
 
-/// The token source for an [`Auth`]. `extra_root_ca` (PEM) is trusted by the credentials'
-/// HTTPS requests in addition to the system roots.
-pub fn source_for(auth: &Auth, extra_root_ca: Option<&[u8]>) -> Result<Box<dyn TokenSource>, TokenError> {
+/// The token source for an [`Auth`].
+pub fn source_for(
+    auth: &Auth,
+    options: &CredentialOptions,
+) -> Result<Box<dyn TokenSource>, TokenError> {
     match auth {
-        Auth::AccessKey { username, password } => Ok(Box::new(StaticPassword::new(username.clone(), password.clone()))),
+        Auth::AccessKey { username, password } => Ok(Box::new(StaticPassword::new(
+            username.clone(),
+            password.clone(),
+        ))),
         Auth::SystemIdentity => azure(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: None,
-                client_options: client_options(extra_root_ca)?,
+                client_options: client_options(options)?,
                 ..Default::default()
             })),
             "system-assigned managed identity",
@@ -77,7 +104,7 @@ pub fn source_for(auth: &Auth, extra_root_ca: Option<&[u8]>) -> Result<Box<dyn T
         Auth::UserIdentity { client_id } => azure(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: Some(UserAssignedId::ClientId(client_id.clone())),
-                client_options: client_options(extra_root_ca)?,
+                client_options: client_options(options)?,
                 ..Default::default()
             })),
             "user-assigned managed identity",
@@ -92,7 +119,7 @@ pub fn source_for(auth: &Auth, extra_root_ca: Option<&[u8]>) -> Result<Box<dyn T
                 client_id.clone(),
                 Secret::new(client_secret.expose_secret().to_owned()),
                 Some(ClientSecretCredentialOptions {
-                    client_options: client_options(extra_root_ca)?,
+                    client_options: client_options(options)?,
                 }),
             ),
             "service principal",
@@ -104,7 +131,7 @@ pub fn source_for(auth: &Auth, extra_root_ca: Option<&[u8]>) -> Result<Box<dyn T
         } => azure(
             WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
                 credential_options: ClientAssertionCredentialOptions {
-                    client_options: client_options(extra_root_ca)?,
+                    client_options: client_options(options)?,
                 },
                 client_id: Some(client_id.clone()),
                 tenant_id: tenant_id.clone(),
@@ -113,11 +140,14 @@ pub fn source_for(auth: &Auth, extra_root_ca: Option<&[u8]>) -> Result<Box<dyn T
             })),
             "workload identity",
         ),
-        Auth::DeveloperTools { .. } => azure(DeveloperToolsCredential::new(None), "developer tools (az / azd)"),
+        Auth::DeveloperTools { .. } => azure(
+            DeveloperToolsCredential::new(None),
+            "developer tools (az / azd)",
+        ),
         Auth::FirstOf(all) => {
             let sources = all
                 .iter()
-                .map(|auth| source_for(auth, extra_root_ca))
+                .map(|auth| source_for(auth, options))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Box::new(FirstOf {
                 sources,

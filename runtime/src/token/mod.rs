@@ -24,8 +24,8 @@ use secrecy::SecretString;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub use azure::source_for;
 pub(crate) use azure::install_crypto_provider;
+pub use azure::{CredentialOptions, source_for};
 pub use policy::RefreshPolicy;
 pub use source::{AzureCredentialSource, REDIS_SCOPE, StaticPassword};
 

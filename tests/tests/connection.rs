@@ -1,0 +1,224 @@
+//! The authenticated connection against the emulator's gate in front of a real redis-server,
+//! with real azure_identity credentials and short-lived tokens.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use azure_redis_connect::redis::AsyncCommands;
+use azure_redis_connect::token::RefreshPolicy;
+use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString, redis};
+use azure_redis_emulator::{AuthKind, Emulator};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Any auth type Service Connector injects; the variables decide.
+#[derive(AzureRedisConfig, Debug)]
+struct Cache {
+    host: Option<String>,
+    port: Option<u16>,
+    ssl: Option<bool>,
+    database: Option<u32>,
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+    client_secret: Option<SecretString>,
+    password: Option<SecretString>,
+    connection_string: Option<SecretString>,
+}
+
+async fn emulator(token_lifetime: Duration) -> Emulator {
+    Emulator::builder()
+        .token_lifetime(token_lifetime)
+        .start()
+        .await
+        .expect("the emulator starts (is redis-server installed?)")
+}
+
+fn fast_policy() -> RefreshPolicy {
+    RefreshPolicy {
+        initial_backoff: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..RefreshPolicy::default()
+    }
+}
+
+async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
+    let cache =
+        Cache::from_vars(emu.env_for(kind)).expect("the emulator's variables configure the cache");
+    AzureRedis::builder_from(&cache)
+        .expect("the configuration resolves")
+        .root_certificate_pem(emu.ca_pem())
+        .authority_host(emu.token_endpoint_authority())
+        .refresh_policy(fast_policy())
+        .connect()
+        .await
+        .expect("connects through the gate")
+}
+
+async fn client_id(redis: &mut AzureRedis) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(redis)
+        .await
+        .expect("CLIENT ID")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_stays_authenticated_through_many_refreshes_under_load() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(2)).await;
+        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let first_id = client_id(&mut redis).await;
+        let requests_before = emu.counters().token_endpoint_requests;
+
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let mut redis = redis.clone();
+                let (ok, failed) = (Arc::clone(&ok), Arc::clone(&failed));
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+                    while tokio::time::Instant::now() < deadline {
+                        let result: redis::RedisResult<i64> =
+                            redis.incr(format!("load:{w}"), 1).await;
+                        match result {
+                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+
+        let status = redis.status();
+        let counters = emu.counters();
+        let requests = counters.token_endpoint_requests - requests_before;
+        assert_eq!(
+            failed.load(Ordering::Relaxed),
+            0,
+            "failed commands; {status:?}"
+        );
+        assert!(ok.load(Ordering::Relaxed) > 1000);
+        assert_eq!(
+            client_id(&mut redis).await,
+            first_id,
+            "the connection was replaced; {status:?}"
+        );
+        assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
+        // 2 s tokens (whole seconds of expiry) refreshed at 75 %: 5 or more refreshes in 12 s,
+        // one token request each.
+        assert!(status.reauths >= 5, "{status:?}");
+        assert!(
+            requests <= status.reauths + 2,
+            "{requests} token requests for {} re-AUTHs",
+            status.reauths
+        );
+        assert_eq!(status.reconnects, 0, "{status:?}");
+        let total: i64 = {
+            let mut sum = 0;
+            for w in 0..8 {
+                let n: i64 = redis.get(format!("load:{w}")).await.expect("GET");
+                sum += n;
+            }
+            sum
+        };
+        assert_eq!(
+            total as u64,
+            ok.load(Ordering::Relaxed),
+            "every INCR landed once"
+        );
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_connect_in_every_syntax() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(60)).await;
+        for kind in [
+            AuthKind::AccessKey,
+            AuthKind::ConnectionStringStackExchange,
+            AuthKind::ConnectionStringUrl,
+        ] {
+            let mut redis = connect(&emu, kind).await;
+            let key = format!("syntax:{kind:?}");
+            let () = redis.set(&key, "ok").await.expect("SET");
+            let value: String = redis.get(&key).await.expect("GET");
+            assert_eq!(value, "ok", "{kind:?}");
+            assert_eq!(redis.status().token.expires_at, None);
+        }
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reauth_is_retried_then_the_connection_replaced() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Long enough that three refused re-AUTHs and a reconnect fit before expiry.
+        let emu = emulator(Duration::from_secs(4)).await;
+        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        emu.faults().reject_next_auths(3);
+        wait_until("a reconnect", || redis.status().reconnects >= 1).await;
+        let status = redis.status();
+        assert!(status.reauth_failures >= 3, "{status:?}");
+        let () = redis
+            .set("after-rejection", 1)
+            .await
+            .expect("works on the new connection");
+        // And it keeps re-authenticating after that.
+        let reauths = redis.status().reauths;
+        wait_until("another re-AUTH", || redis.status().reauths > reauths).await;
+        assert_eq!(emu.counters().closed_at_expiry, 0);
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_replaced_with_the_current_token() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(3)).await;
+        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let first_id = client_id(&mut redis).await;
+        emu.faults().drop_all_connections();
+        wait_until("a reconnect", || {
+            redis.status().reconnects >= 1 && redis.status().connected
+        })
+        .await;
+        assert_ne!(client_id(&mut redis).await, first_id);
+        // After a token refresh too: the new connection authenticated with the current token.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        emu.faults().drop_all_connections();
+        wait_until("a second reconnect", || {
+            redis.status().reconnects >= 2 && redis.status().connected
+        })
+        .await;
+        let () = redis
+            .set("after-drop", 1)
+            .await
+            .expect("SET after reconnect");
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
