@@ -12,7 +12,8 @@
 //!   `nbf`, audience, username equal to the token's `oid`), closes a connection without a reply
 //!   when its token expires without a valid re-AUTH, and passes everything else through.
 //!
-//! Tokens are RS256 JWTs signed with a per-process RSA key; certificates come from a per-run CA
+//! Tokens are RS256 JWTs signed with an RSA-2048 key generated once per process (shared by the
+//! emulators of that process); certificates come from a CA made for each emulator
 //! ([`Emulator::ca_pem`], [`Emulator::ca_file`]).
 //!
 //! ```no_run
@@ -1016,6 +1017,18 @@ impl Emulator {
             let _ = dir.close();
         }
         tracing::info!("emulator stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Emulator>();
+        check::<super::Faults>();
+        check::<super::MintedToken>();
+        check::<super::EmulatorBuilder>();
     }
 }
 

@@ -33,6 +33,11 @@ struct Args {
     #[arg(long)]
     no_access_keys: bool,
 
+    /// Also print the internal password of the child redis-server (for benchmarks that compare
+    /// the gate with direct access).
+    #[arg(long)]
+    print_redis_password: bool,
+
     /// redis-server executable (name on PATH or path).
     #[arg(long, default_value = "redis-server")]
     redis_server: String,
@@ -80,6 +85,13 @@ async fn main() -> ExitCode {
         println!("# gate plain: {p}");
     }
     println!("# redis-server (behind the gate): {}", emu.redis_addr());
+    if args.print_redis_password {
+        use secrecy::ExposeSecret as _;
+        println!(
+            "# redis-server password: {}",
+            emu.redis_password().expose_secret()
+        );
+    }
     println!("# system identity oid: {}", emu.system_identity());
     println!("# stop with Ctrl-C");
 

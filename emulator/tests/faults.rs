@@ -307,3 +307,28 @@ async fn drop_kills_redis_server() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn auth_delay_slows_every_auth() {
+    bounded(async {
+        init();
+        let emu = Emulator::builder()
+            .auth_delay(Duration::from_millis(300))
+            .start()
+            .await
+            .expect("emulator");
+        let oid = emu.system_identity();
+        let mut c = RawConn::tls(&emu).await;
+        let started = Instant::now();
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let started = Instant::now();
+        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert!(started.elapsed() < Duration::from_millis(300));
+        emu.shutdown().await;
+    })
+    .await;
+}

@@ -173,7 +173,7 @@ async fn expired_token_closes_connection_without_reply() {
             .await
             .expect("the gate closes the connection at expiry");
         assert!(received.is_empty(), "no reply on close: {received:?}");
-        assert!(started.elapsed() <= Duration::from_millis(2500));
+        assert!(started.elapsed() <= Duration::from_millis(3500));
         assert_eq!(emu.counters().closed_at_expiry, 1);
         emu.shutdown().await;
     })
@@ -195,7 +195,7 @@ async fn reauth_in_time_keeps_connection_open_through_several_expiries() {
         let mut expiries = vec![t.expires_on];
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(7) {
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             t = emu.mint_token(&oid, Duration::from_secs(2));
             expiries.push(t.expires_on);
             assert_eq!(
