@@ -214,9 +214,10 @@ impl Builder {
             }
         }
         token::install_crypto_provider();
-        let mut options = token::CredentialOptions::default();
-        options.extra_root_ca = self.root_ca_pem.clone();
-        options.authority_host = self.authority_host.clone();
+        let options = token::CredentialOptions {
+            extra_root_ca: self.root_ca_pem.clone(),
+            authority_host: self.authority_host.clone(),
+        };
         let source = token::source_for(&self.auth, &options)?;
         // The first token has a timeout of its own, before any TCP connect.
         let provider =

@@ -97,7 +97,6 @@ pub fn source_for(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: None,
                 client_options: client_options(options)?,
-                ..Default::default()
             })),
             "system-assigned managed identity",
         ),
@@ -105,7 +104,6 @@ pub fn source_for(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: Some(UserAssignedId::ClientId(client_id.clone())),
                 client_options: client_options(options)?,
-                ..Default::default()
             })),
             "user-assigned managed identity",
         ),
@@ -136,7 +134,6 @@ pub fn source_for(
                 client_id: Some(client_id.clone()),
                 tenant_id: tenant_id.clone(),
                 token_file_path: token_file.clone(),
-                ..Default::default()
             })),
             "workload identity",
         ),
