@@ -120,6 +120,41 @@ enum End {
     Shutdown,
     Failed,
     Linger,
+    Idle,
+}
+
+/// When data last moved on a connection, for the idle timeout.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `timeout` (never when `None`).
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            if Instant::now() >= last + timeout {
+                return;
+            }
+            tokio::time::sleep_until(last + timeout).await;
+        }
+    }
 }
 
 async fn proxy<R, W>(mut cr: R, mut cw: W, upstream: TcpStream, shared: &Arc<Shared>, conn_id: u64)
@@ -131,12 +166,14 @@ where
     let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
     let kill = shared.faults.kill_token();
     let mut session = Session::new(conn_id, deadline_tx);
+    let activity = Activity::new();
 
     let end = {
-        let c2s = client_to_server(&mut cr, &mut uw, shared, &mut session);
-        let s2c = server_to_client(&mut ur, &mut cw, shared);
+        let c2s = client_to_server(&mut cr, &mut uw, shared, &mut session, &activity);
+        let s2c = server_to_client(&mut ur, &mut cw, shared, &activity);
         let expiry = wait_expiry(deadline_rx);
-        tokio::pin!(c2s, s2c, expiry);
+        let idle = activity.idle(shared.idle_timeout);
+        tokio::pin!(c2s, s2c, expiry, idle);
         let mut c2s_done = false;
         loop {
             tokio::select! {
@@ -149,6 +186,7 @@ where
                 }
                 _ = &mut s2c => break End::UpstreamClosed,
                 _ = &mut expiry => break End::Expired,
+                _ = &mut idle => break End::Idle,
                 _ = kill.cancelled() => break End::Dropped,
                 _ = shared.shutdown.cancelled() => break End::Shutdown,
                 _ = tokio::time::sleep(LINGER), if c2s_done => break End::Linger,
@@ -164,6 +202,7 @@ where
             );
         }
         End::Dropped => tracing::debug!(conn = conn_id, "connection dropped by fault injection"),
+        End::Idle => tracing::info!(conn = conn_id, "idle timeout; closing the connection"),
         ref other => tracing::debug!(conn = conn_id, end = ?other, "connection closed"),
     }
     drop(uw);
@@ -196,6 +235,7 @@ async fn client_to_server<R, W>(
     uw: &mut W,
     shared: &Shared,
     session: &mut Session,
+    activity: &Activity,
 ) -> C2s
 where
     R: AsyncRead + Unpin,
@@ -214,7 +254,7 @@ where
                 let _ = uw.shutdown().await;
                 return C2s::ClientClosed;
             }
-            Ok(_) => {}
+            Ok(_) => activity.touch(),
             Err(_) => return C2s::Failed,
         }
         out.clear();
@@ -258,7 +298,7 @@ where
     }
 }
 
-async fn server_to_client<R, W>(ur: &mut R, cw: &mut W, shared: &Shared)
+async fn server_to_client<R, W>(ur: &mut R, cw: &mut W, shared: &Shared, activity: &Activity)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -269,6 +309,7 @@ where
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        activity.touch();
         shared.faults.wait_stall().await;
         if cw.write_all(&buf[..n]).await.is_err() || cw.flush().await.is_err() {
             return;

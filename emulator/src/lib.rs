@@ -118,6 +118,7 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     limits: resp::Limits,
     auth_delay: Option<Duration>,
+    idle_timeout: Option<Duration>,
     redis_config: RedisConfig,
     redis: Mutex<Option<RedisServer>>,
     redis_restart: tokio::sync::Mutex<()>,
@@ -325,6 +326,7 @@ pub struct EmulatorBuilder {
     max_bulk_len: u64,
     max_intercepted_len: usize,
     auth_delay: Option<Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for EmulatorBuilder {
@@ -337,6 +339,7 @@ impl std::fmt::Debug for EmulatorBuilder {
             .field("redis_server", &self.redis_server)
             .field("max_bulk_len", &self.max_bulk_len)
             .field("auth_delay", &self.auth_delay)
+            .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -353,6 +356,7 @@ impl Default for EmulatorBuilder {
             max_bulk_len: DEFAULT_MAX_BULK_LEN,
             max_intercepted_len: 1024 * 1024,
             auth_delay: None,
+            idle_timeout: None,
         }
     }
 }
@@ -407,6 +411,13 @@ impl EmulatorBuilder {
     /// Makes the gate wait this long before checking each AUTH (Azure can take seconds).
     pub fn auth_delay(mut self, delay: Duration) -> Self {
         self.auth_delay = Some(delay);
+        self
+    }
+
+    /// Closes gate connections on which nothing moved for this long, without a reply (Azure
+    /// does so after 10 minutes). Default: never.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
         self
     }
 
@@ -568,6 +579,7 @@ impl Emulator {
                 max_intercepted: b.max_intercepted_len,
             },
             auth_delay: b.auth_delay,
+            idle_timeout: b.idle_timeout,
             redis_config,
             redis: Mutex::new(Some(server)),
             redis_restart: tokio::sync::Mutex::new(()),

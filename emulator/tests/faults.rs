@@ -332,3 +332,37 @@ async fn auth_delay_slows_every_auth() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    bounded(async {
+        init();
+        let emu = Emulator::builder()
+            .idle_timeout(Duration::from_millis(800))
+            .start()
+            .await
+            .expect("emulator");
+        let oid = emu.system_identity();
+        let mut busy = RawConn::tls(&emu).await;
+        let mut idle = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut busy, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(
+            auth(&mut idle, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        }
+        assert_eq!(
+            idle.closed_within(Duration::from_secs(2)).await,
+            Some(Vec::new())
+        );
+        assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        emu.shutdown().await;
+    })
+    .await;
+}
