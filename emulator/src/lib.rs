@@ -1032,6 +1032,16 @@ impl Emulator {
     }
 }
 
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.tasks.abort_all();
+        if let Some(mut server) = self.shared.take_redis() {
+            server.stop();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1041,15 +1051,5 @@ mod tests {
         check::<super::Faults>();
         check::<super::MintedToken>();
         check::<super::EmulatorBuilder>();
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.shared.shutdown.cancel();
-        self.tasks.abort_all();
-        if let Some(mut server) = self.shared.take_redis() {
-            server.stop();
-        }
     }
 }
