@@ -274,7 +274,7 @@ impl RequestParser {
                             ));
                         };
                         self.state = State::Bulk {
-                            bytes: n + 2,
+                            bytes: n.saturating_add(2),
                             remaining: remaining - 1,
                         };
                         return Some(Item::Forward(buf.split_to(len).freeze()));
@@ -327,7 +327,7 @@ impl RequestParser {
         let data_start = hlen + name_hlen;
         if name_len > NAME_MAX {
             self.state = State::Bulk {
-                bytes: name_len + 2,
+                bytes: name_len.saturating_add(2),
                 remaining: count - 1,
             };
             return Some(Item::Forward(buf.split_to(data_start).freeze()));
