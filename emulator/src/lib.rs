@@ -135,9 +135,14 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-fn lossy(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]);
-    s.into_owned()
+/// A username fit for logs: what clients send there is an oid, a client id or `default`;
+/// anything that looks like a token (or is long) is not shown.
+fn loggable_user(bytes: &[u8]) -> String {
+    if bytes.len() > 64 || bytes.starts_with(b"eyJ") {
+        format!("<{} bytes not shown>", bytes.len())
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
 }
 
 impl Shared {
@@ -209,7 +214,9 @@ impl Shared {
         password: &[u8],
         conn: u64,
     ) -> Result<Option<i64>, Rejection> {
-        let user = username.map(lossy).unwrap_or_else(|| "default".to_string());
+        let user = username
+            .map(loggable_user)
+            .unwrap_or_else(|| "default".to_string());
         let verdict = self.verdict(username, password);
         match &verdict {
             Ok(Some(exp)) => {
