@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     redis_restart: tokio::sync::Mutex<()>,
     authority: String,
     federation_issuer: String,
+    /// The temporary directory (CA file, federated token files, redis.conf and log).
+    dir: PathBuf,
 }
 
 impl std::fmt::Debug for Shared {
@@ -258,6 +260,62 @@ impl Shared {
             return Err(Rejection::UsernameMismatch);
         }
         Ok(Some(valid.exp))
+    }
+
+    fn add_service_principal(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        secret: SecretString,
+    ) -> ServicePrincipal {
+        let oid = self
+            .registry()
+            .upsert_app(tenant_id, client_id, Some(secret), None);
+        ServicePrincipal {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            oid,
+        }
+    }
+
+    fn add_workload_identity(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<WorkloadIdentity, EmulatorError> {
+        let subject = format!("system:serviceaccount:default:{client_id}");
+        let oid = self
+            .registry()
+            .upsert_app(tenant_id, client_id, None, Some(subject.clone()));
+        let file_name: String = client_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let wi = WorkloadIdentity {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            oid,
+            token_file: self.dir.join(format!("federated-token-{file_name}")),
+            subject,
+        };
+        self.write_federated_token(&wi, FEDERATED_TOKEN_LIFETIME)?;
+        Ok(wi)
+    }
+
+    fn write_federated_token(
+        &self,
+        wi: &WorkloadIdentity,
+        lifetime: Duration,
+    ) -> Result<(), EmulatorError> {
+        let token = self.federated_token(&wi.subject, lifetime);
+        std::fs::write(&wi.token_file, token)
+            .map_err(|e| EmulatorError::io("writing a federated token file", e))
     }
 
     fn federated_token(&self, subject: &str, lifetime: Duration) -> String {
@@ -592,7 +650,21 @@ impl Emulator {
             redis_restart: tokio::sync::Mutex::new(()),
             federation_issuer: format!("{authority}/federation"),
             authority,
+            dir: dir.path().to_path_buf(),
         });
+
+        // Identities registered at start, used by `env_for`.
+        let user = shared.registry().add_user(&identity::new_uuid());
+        let sp_secret = SecretString::from(format!("{}~{}", random_hex(4), random_hex(16)));
+        let service_principal =
+            shared.add_service_principal(&tenant, &identity::new_uuid(), sp_secret.clone());
+        let workload = shared.add_workload_identity(&tenant, &identity::new_uuid())?;
+        let defaults = Defaults {
+            user,
+            service_principal,
+            service_principal_secret: sp_secret,
+            workload,
+        };
 
         let mut tasks = JoinSet::new();
         let gate_tls = TlsAcceptor::from(pki.server_config.clone());
@@ -613,7 +685,7 @@ impl Emulator {
             shared.clone(),
         ));
 
-        let mut emu = Emulator {
+        let emu = Emulator {
             shared,
             tasks,
             tls_addr,
@@ -622,37 +694,8 @@ impl Emulator {
             entra_addr,
             ca_pem: pki.ca_pem,
             ca_file,
-            defaults: Defaults {
-                user: UserIdentity {
-                    client_id: String::new(),
-                    oid: String::new(),
-                    resource_id: String::new(),
-                },
-                service_principal: ServicePrincipal {
-                    tenant_id: String::new(),
-                    client_id: String::new(),
-                    oid: String::new(),
-                },
-                service_principal_secret: SecretString::from(String::new()),
-                workload: WorkloadIdentity {
-                    tenant_id: String::new(),
-                    client_id: String::new(),
-                    oid: String::new(),
-                    token_file: PathBuf::new(),
-                    subject: String::new(),
-                },
-            },
+            defaults,
             dir: Some(dir),
-        };
-        let user = emu.add_user_identity(&identity::new_uuid());
-        let sp_secret = SecretString::from(format!("{}~{}", random_hex(4), random_hex(16)));
-        let sp = emu.add_service_principal(&tenant, &identity::new_uuid(), sp_secret.clone());
-        let wi = emu.add_workload_identity(&tenant, &identity::new_uuid())?;
-        emu.defaults = Defaults {
-            user,
-            service_principal: sp,
-            service_principal_secret: sp_secret,
-            workload: wi,
         };
         tracing::info!(
             gate_tls = %emu.tls_addr,
@@ -742,15 +785,8 @@ impl Emulator {
         client_id: &str,
         secret: impl Into<SecretString>,
     ) -> ServicePrincipal {
-        let oid =
-            self.shared
-                .registry()
-                .upsert_app(tenant_id, client_id, Some(secret.into()), None);
-        ServicePrincipal {
-            tenant_id: tenant_id.to_string(),
-            client_id: client_id.to_string(),
-            oid,
-        }
+        self.shared
+            .add_service_principal(tenant_id, client_id, secret.into())
     }
 
     /// Registers a workload identity: an app with a federated credential, and writes its
@@ -760,35 +796,7 @@ impl Emulator {
         tenant_id: &str,
         client_id: &str,
     ) -> Result<WorkloadIdentity, EmulatorError> {
-        let subject = format!("system:serviceaccount:default:{client_id}");
-        let oid =
-            self.shared
-                .registry()
-                .upsert_app(tenant_id, client_id, None, Some(subject.clone()));
-        let dir = self
-            .dir
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-            .unwrap_or_else(std::env::temp_dir);
-        let safe: String = client_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let wi = WorkloadIdentity {
-            tenant_id: tenant_id.to_string(),
-            client_id: client_id.to_string(),
-            oid,
-            token_file: dir.join(format!("federated-token-{safe}")),
-            subject,
-        };
-        self.write_federated_token(&wi, FEDERATED_TOKEN_LIFETIME)?;
-        Ok(wi)
+        self.shared.add_workload_identity(tenant_id, client_id)
     }
 
     /// Rewrites the federated token file of `wi` with a new token valid for `lifetime`
@@ -798,9 +806,7 @@ impl Emulator {
         wi: &WorkloadIdentity,
         lifetime: Duration,
     ) -> Result<(), EmulatorError> {
-        let token = self.shared.federated_token(&wi.subject, lifetime);
-        std::fs::write(&wi.token_file, token)
-            .map_err(|e| EmulatorError::io("writing a federated token file", e))
+        self.shared.write_federated_token(wi, lifetime)
     }
 
     /// The user-assigned identity registered at start (used by [`Emulator::env_for`]).
