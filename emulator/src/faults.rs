@@ -77,6 +77,8 @@ pub(crate) struct FaultState {
     outages: Mutex<[Option<Outage>; 2]>,
     reject_auths: AtomicU64,
     stall_until: Mutex<Option<Instant>>,
+    /// Fast path: false until a stall was ever requested.
+    stall_set: std::sync::atomic::AtomicBool,
     kill: Mutex<CancellationToken>,
 }
 
@@ -86,6 +88,7 @@ impl Default for FaultState {
             outages: Mutex::new([None, None]),
             reject_auths: AtomicU64::new(0),
             stall_until: Mutex::new(None),
+            stall_set: std::sync::atomic::AtomicBool::new(false),
             kill: Mutex::new(CancellationToken::new()),
         }
     }
@@ -111,6 +114,9 @@ impl FaultState {
 
     /// Waits while the gate is stalled.
     pub(crate) async fn wait_stall(&self) {
+        if !self.stall_set.load(Ordering::Relaxed) {
+            return;
+        }
         loop {
             let until = *lock(&self.stall_until);
             match until {
@@ -192,6 +198,7 @@ impl Faults {
     /// Token expiry still closes connections while the gate is stalled.
     pub fn stall_gate(&self, duration: Duration) {
         *lock(&self.shared.faults.stall_until) = Some(Instant::now() + duration);
+        self.shared.faults.stall_set.store(true, Ordering::SeqCst);
         tracing::warn!(?duration, "fault: gate stalled");
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -257,20 +257,29 @@ where
             Ok(_) => activity.touch(),
             Err(_) => return C2s::Failed,
         }
+        // Bytes [fwd_start, pos) pass through unchanged; `out` is only used once a command
+        // is rewritten or poison is added.
         out.clear();
+        let mut pos = 0;
+        let mut fwd_start = 0;
         let mut poisoned = false;
-        while let Some(item) = parser.next(&mut buf) {
+        while let Some(item) = parser.next(&buf[pos..]) {
             match item {
-                Item::Forward(bytes) => out.extend_from_slice(&bytes),
-                Item::Command(cmd) => {
+                Item::Forward(n) => pos += n,
+                Item::Command(cmd, n) => {
                     if matches!(cmd.kind, Intercept::Auth | Intercept::Hello)
                         && let Some(delay) = shared.auth_delay
                     {
                         tokio::time::sleep(delay).await;
                     }
+                    out.extend_from_slice(&buf[fwd_start..pos]);
                     out.extend_from_slice(&session.handle(cmd, shared));
+                    pos += n;
+                    fwd_start = pos;
                 }
                 Item::Poison(p) => {
+                    out.extend_from_slice(&buf[fwd_start..pos]);
+                    fwd_start = pos;
                     inc(&shared.counters.protocol_errors);
                     tracing::info!(
                         conn = session.conn_id,
@@ -283,12 +292,19 @@ where
                 }
             }
         }
-        if !out.is_empty() {
+        let pending: &[u8] = if out.is_empty() {
+            &buf[..pos]
+        } else {
+            out.extend_from_slice(&buf[fwd_start..pos]);
+            &out
+        };
+        if !pending.is_empty() {
             shared.faults.wait_stall().await;
-            if uw.write_all(&out).await.is_err() {
+            if uw.write_all(pending).await.is_err() {
                 return C2s::Failed;
             }
         }
+        buf.advance(pos);
         if poisoned {
             return C2s::Poisoned;
         }

@@ -7,7 +7,7 @@
 //! redis-server itself reply `-ERR Protocol error: ...` at the right place in the reply stream and
 //! close the connection.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Longest inline request or header line redis-server accepts without a newline.
 pub(crate) const INLINE_MAX: usize = 64 * 1024;
@@ -80,10 +80,10 @@ pub(crate) struct Poison {
 /// One step of parsing.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// Raw bytes to forward unchanged.
-    Forward(Bytes),
-    /// An intercepted command, complete.
-    Command(Command),
+    /// Forward the next `n` input bytes unchanged.
+    Forward(usize),
+    /// An intercepted command, complete; it spans the next `n` input bytes.
+    Command(Command, usize),
     /// Malformed input; parsing has stopped for good.
     Poison(Poison),
 }
@@ -217,20 +217,18 @@ impl RequestParser {
         (n <= self.limits.max_bulk).then_some(n)
     }
 
-    /// Returns the next item, consuming its bytes from `buf`, or `None` when more input is
-    /// needed.
-    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Option<Item> {
+    /// Returns the next item of `buf` (the unconsumed input), or `None` when more input is
+    /// needed. The caller consumes the bytes a `Forward` or `Command` spans before calling
+    /// again.
+    pub(crate) fn next(&mut self, buf: &[u8]) -> Option<Item> {
         loop {
             match self.state {
-                State::Dead => {
-                    buf.clear();
-                    return None;
-                }
+                State::Dead => return None,
                 State::Raw => {
                     if buf.is_empty() {
                         return None;
                     }
-                    return Some(Item::Forward(buf.split().freeze()));
+                    return Some(Item::Forward(buf.len()));
                 }
                 State::Bulk { bytes, remaining } => {
                     if buf.is_empty() {
@@ -246,7 +244,7 @@ impl RequestParser {
                             remaining,
                         }
                     };
-                    return Some(Item::Forward(buf.split_to(n).freeze()));
+                    return Some(Item::Forward(n));
                 }
                 State::ArgHeader { remaining: 0 } => self.state = State::Boundary,
                 State::ArgHeader { remaining } => match header(buf, 0) {
@@ -277,7 +275,7 @@ impl RequestParser {
                             bytes: n.saturating_add(2),
                             remaining: remaining - 1,
                         };
-                        return Some(Item::Forward(buf.split_to(len).freeze()));
+                        return Some(Item::Forward(len));
                     }
                 },
                 State::Boundary => {
@@ -292,7 +290,7 @@ impl RequestParser {
         }
     }
 
-    fn multibulk(&mut self, buf: &mut BytesMut) -> Option<Item> {
+    fn multibulk(&mut self, buf: &[u8]) -> Option<Item> {
         let (count, hlen) = match header(buf, 0) {
             Header::Incomplete => return None,
             Header::TooLong => return Some(self.poison_multibulk("too big mbulk count string")),
@@ -303,7 +301,7 @@ impl RequestParser {
         };
         if count <= 0 {
             // redis-server skips an empty multibulk request.
-            return Some(Item::Forward(buf.split_to(hlen).freeze()));
+            return Some(Item::Forward(hlen));
         }
         let count = count.unsigned_abs();
         // First argument: the command name.
@@ -330,7 +328,7 @@ impl RequestParser {
                 bytes: name_len.saturating_add(2),
                 remaining: count - 1,
             };
-            return Some(Item::Forward(buf.split_to(data_start).freeze()));
+            return Some(Item::Forward(data_start));
         }
         let name_end = data_start + name_len as usize;
         if buf.len() < name_end + 2 {
@@ -340,7 +338,7 @@ impl RequestParser {
             self.state = State::ArgHeader {
                 remaining: count - 1,
             };
-            return Some(Item::Forward(buf.split_to(name_end + 2).freeze()));
+            return Some(Item::Forward(name_end + 2));
         };
         // Intercepted: the whole command must be buffered.
         let mut pos = name_end + 2;
@@ -375,12 +373,14 @@ impl RequestParser {
                 }
             }
         }
-        let whole = buf.split_to(pos).freeze();
-        let args = spans.into_iter().map(|(s, e)| whole.slice(s..e)).collect();
-        Some(Item::Command(Command { kind, args }))
+        let args = spans
+            .into_iter()
+            .map(|(s, e)| Bytes::copy_from_slice(&buf[s..e]))
+            .collect();
+        Some(Item::Command(Command { kind, args }, pos))
     }
 
-    fn wait_intercepted(&mut self, buf: &BytesMut) -> Option<Item> {
+    fn wait_intercepted(&mut self, buf: &[u8]) -> Option<Item> {
         if buf.len() > self.limits.max_intercepted {
             Some(self.poison_arg(true, POISON_BULK, "intercepted command too large"))
         } else {
@@ -388,12 +388,12 @@ impl RequestParser {
         }
     }
 
-    fn inline(&mut self, buf: &mut BytesMut) -> Option<Item> {
+    fn inline(&mut self, buf: &[u8]) -> Option<Item> {
         let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() > INLINE_MAX {
                 // redis-server replies "too big inline request" and closes.
                 self.state = State::Raw;
-                return Some(Item::Forward(buf.split().freeze()));
+                return Some(Item::Forward(buf.len()));
             }
             return None;
         };
@@ -405,21 +405,10 @@ impl RequestParser {
         if let Some(args) = split_args(&buf[..line_end])
             && let Some(kind) = args.first().and_then(|a| Intercept::from_name(a))
         {
-            buf.advance_to(nl + 1);
             let args = args.into_iter().skip(1).map(Bytes::from).collect();
-            return Some(Item::Command(Command { kind, args }));
+            return Some(Item::Command(Command { kind, args }, nl + 1));
         }
-        Some(Item::Forward(buf.split_to(nl + 1).freeze()))
-    }
-}
-
-trait AdvanceTo {
-    fn advance_to(&mut self, n: usize);
-}
-
-impl AdvanceTo for BytesMut {
-    fn advance_to(&mut self, n: usize) {
-        let _ = self.split_to(n);
+        Some(Item::Forward(nl + 1))
     }
 }
 
@@ -544,21 +533,28 @@ mod tests {
     /// Feeds `input` in chunks of `chunk` bytes; returns (forwarded bytes, commands, poison).
     fn run(input: &[u8], chunk: usize) -> Outcome {
         let mut p = RequestParser::new(limits());
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         let mut fwd = Vec::new();
         let mut cmds = Vec::new();
         for c in input.chunks(chunk.max(1)) {
             buf.extend_from_slice(c);
-            while let Some(item) = p.next(&mut buf) {
+            let mut pos = 0;
+            while let Some(item) = p.next(&buf[pos..]) {
                 match item {
-                    Item::Forward(b) => fwd.extend_from_slice(&b),
-                    Item::Command(c) => {
+                    Item::Forward(n) => {
+                        assert!(n > 0);
+                        fwd.extend_from_slice(&buf[pos..pos + n]);
+                        pos += n;
+                    }
+                    Item::Command(c, n) => {
                         fwd.extend_from_slice(b"<CMD>");
                         cmds.push((c.kind, c.args.iter().map(|a| a.to_vec()).collect()));
+                        pos += n;
                     }
                     Item::Poison(p) => return (fwd, cmds, Some(p)),
                 }
             }
+            buf.drain(..pos);
         }
         (fwd, cmds, None)
     }
