@@ -24,7 +24,7 @@ fn garbage(seed: &mut u64) -> Vec<u8> {
     (0..len)
         .map(|_| {
             let r = xorshift(seed);
-            if r % 8 == 0 {
+            if r.is_multiple_of(8) {
                 (r >> 8) as u8
             } else {
                 ALPHABET[(r >> 8) as usize % ALPHABET.len()]
