@@ -79,6 +79,14 @@ pub struct ConnectionStatus {
     pub reconnects: u64,
 }
 
+impl ConnectionStatus {
+    /// Whether the handle can serve commands: a connection is open and, for Entra ID, the token
+    /// in use has not expired.
+    pub fn is_healthy(&self) -> bool {
+        self.connected && !self.token.is_expired()
+    }
+}
+
 /// Sets up an [`AzureRedis`] with what the configuration cannot say.
 #[must_use]
 pub struct Builder {
