@@ -100,6 +100,8 @@
 pub mod config;
 pub mod conn;
 pub mod token;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+pub mod web;
 
 pub use config::{Auth, AuthKind, AzureRedisConfig, ConfigError, Endpoint};
 pub use conn::{AzureRedis, ConnectError};

@@ -1,0 +1,1 @@
+//! Web framework integration (features `axum` and `actix-web`).
