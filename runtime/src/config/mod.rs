@@ -286,6 +286,18 @@ pub trait AzureRedisConfig: Sized {
     fn endpoint(&self) -> Result<Endpoint, ConfigError> {
         self.connection_config().map(|c| c.endpoint)
     }
+
+    /// Connects with the builder's defaults; see [`AzureRedis::builder_from`] for more options.
+    ///
+    /// [`AzureRedis::builder_from`]: crate::AzureRedis::builder_from
+    fn connect(
+        &self,
+    ) -> impl std::future::Future<Output = Result<crate::AzureRedis, crate::ConnectError>> + Send
+    where
+        Self: Sync,
+    {
+        crate::AzureRedis::connect(self)
+    }
 }
 
 /// Chooses the auth type(s) from the settings present; see the [module docs](self).

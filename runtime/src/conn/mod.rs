@@ -8,9 +8,10 @@
 //! the connection when re-AUTH keeps failing or the server closes it. Commands in flight on a
 //! dropped connection fail with an error; they are never sent again.
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -262,6 +263,7 @@ impl Builder {
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            subscriptions: Mutex::new(Subscriptions::default()),
         });
         let task = tokio::spawn(supervise(Arc::clone(&inner), pushes));
         Ok(AzureRedis {
@@ -356,6 +358,7 @@ struct Inner {
     reauths: AtomicU64,
     reauth_failures: AtomicU64,
     reconnects: AtomicU64,
+    subscriptions: Mutex<Subscriptions>,
 }
 
 struct TaskGuard(JoinHandle<()>);
@@ -430,6 +433,50 @@ impl AzureRedis {
         }
     }
 
+    /// Subscribes to a channel; messages arrive on the builder's
+    /// [`push_sender`](Builder::push_sender) (RESP3). The subscription is restored on every new
+    /// connection; messages published while no connection is open are lost, as with any Redis
+    /// pub/sub client.
+    pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        let mut live = self.live().await?;
+        live.conn.subscribe(&channel).await?;
+        self.subscriptions().channels.insert(channel);
+        Ok(())
+    }
+
+    /// Unsubscribes from a channel.
+    pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        self.subscriptions().channels.remove(&channel);
+        let mut live = self.live().await?;
+        live.conn.unsubscribe(&channel).await
+    }
+
+    /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
+    pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
+        let pattern = pattern.into();
+        let mut live = self.live().await?;
+        live.conn.psubscribe(&pattern).await?;
+        self.subscriptions().patterns.insert(pattern);
+        Ok(())
+    }
+
+    /// Unsubscribes from a pattern.
+    pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
+        let pattern = pattern.into();
+        self.subscriptions().patterns.remove(&pattern);
+        let mut live = self.live().await?;
+        live.conn.punsubscribe(&pattern).await
+    }
+
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn live(&self) -> RedisResult<Live> {
         let mut rx = self.inner.live.subscribe();
         let ready = rx.wait_for(Option::is_some);
@@ -499,13 +546,18 @@ impl Inner {
     /// Opens a new connection with the current credentials, retrying with backoff until it
     /// succeeds.
     async fn reconnect(&self, id: u64) -> (Live, Pushes) {
+        let mut tokens = self.provider.subscribe();
         let mut failures = 0u32;
         loop {
-            let credentials = self.provider.current();
-            match self.template.open(&credentials).await {
+            let credentials = Arc::clone(&tokens.borrow_and_update());
+            match self.open_resubscribed(&credentials).await {
                 Ok((conn, pushes)) => {
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(connection = id, "reconnected");
+                    tracing::info!(
+                        connection = id,
+                        generation = credentials.generation,
+                        "reconnected"
+                    );
                     let live = Live {
                         conn,
                         id,
@@ -518,11 +570,44 @@ impl Inner {
                     let wait =
                         RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
                     tracing::warn!(connection = id, error = %error, retry_in_ms = wait.as_millis() as u64, "reconnect failed");
-                    tokio::time::sleep(wait).await;
+                    // A new token (after an identity outage, say) is worth trying at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = tokens.changed() => {}
+                    }
                 }
             }
         }
     }
+
+    /// Opens a connection and restores the handle's subscriptions on it.
+    async fn open_resubscribed(
+        &self,
+        credentials: &Credentials,
+    ) -> RedisResult<(MultiplexedConnection, Pushes)> {
+        let (mut conn, pushes) = self.template.open(credentials).await?;
+        let (channels, patterns) = {
+            let subs = self
+                .subscriptions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (subs.channels.clone(), subs.patterns.clone())
+        };
+        for channel in channels {
+            conn.subscribe(channel).await?;
+        }
+        for pattern in patterns {
+            conn.psubscribe(pattern).await?;
+        }
+        Ok((conn, pushes))
+    }
+}
+
+/// The channels and patterns the handle is subscribed to, restored on every new connection.
+#[derive(Default)]
+struct Subscriptions {
+    channels: BTreeSet<String>,
+    patterns: BTreeSet<String>,
 }
 
 /// Re-AUTHs on every new token, forwards pushes, and replaces a dropped connection.

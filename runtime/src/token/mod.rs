@@ -207,7 +207,9 @@ impl fmt::Debug for TokenProvider {
     }
 }
 
-fn lifetime_of(token: &AccessToken) -> Option<Duration> {
+/// Time left before `token` expires (`None` for a password that does not); right after a
+/// token arrives, its lifetime.
+fn time_left(token: &AccessToken) -> Option<Duration> {
     token
         .expires_at
         .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default())
@@ -316,7 +318,7 @@ async fn refresh_loop(
     mut current: AccessToken,
 ) {
     let mut generation = 1;
-    let mut lifetime = lifetime_of(&current);
+    let mut lifetime = time_left(&current);
     let mut wait = lifetime
         .map(|l| policy.refresh_after(l))
         .unwrap_or_default();
@@ -335,7 +337,7 @@ async fn refresh_loop(
             Ok(Some((token, next))) => {
                 generation += 1;
                 failures = 0;
-                lifetime = lifetime_of(&token);
+                lifetime = time_left(&token);
                 wait = lifetime
                     .map(|l| policy.refresh_after(l))
                     .unwrap_or_default();
@@ -361,13 +363,13 @@ async fn refresh_loop(
                 // A credential's cache handed back the token in use: ask again later rather
                 // than re-AUTH with it.
                 failures += 1;
-                wait = policy.backoff(failures, lifetime);
+                wait = policy.backoff_before_expiry(failures, lifetime, time_left(&current));
                 tracing::debug!(retry_in_ms = wait.as_millis() as u64, "token unchanged");
                 let _ = shared.events.send(TokenEvent::Unchanged);
             }
             Err(error) => {
                 failures += 1;
-                wait = policy.backoff(failures, lifetime);
+                wait = policy.backoff_before_expiry(failures, lifetime, time_left(&current));
                 let message = error.to_string();
                 tracing::warn!(
                     consecutive_failures = failures,

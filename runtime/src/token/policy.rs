@@ -57,10 +57,25 @@ impl RefreshPolicy {
     /// The delay before retry number `failures` (1 for the first retry), with jitter in
     /// [50 %, 100 %] of the exponential step.
     pub fn backoff(&self, failures: u32, lifetime: Option<Duration>) -> Duration {
-        let cap = match lifetime {
-            Some(lifetime) => self.max_backoff.min(lifetime / 4).max(self.initial_backoff),
+        self.backoff_before_expiry(failures, lifetime, None)
+    }
+
+    /// Like [`backoff`](Self::backoff), with the step also capped at a quarter of the time left
+    /// before the token in use expires, so that retries get denser as expiry nears.
+    pub fn backoff_before_expiry(
+        &self,
+        failures: u32,
+        lifetime: Option<Duration>,
+        remaining: Option<Duration>,
+    ) -> Duration {
+        let mut cap = match lifetime {
+            Some(lifetime) => self.max_backoff.min(lifetime / 4),
             None => self.max_backoff,
         };
+        if let Some(remaining) = remaining.filter(|r| !r.is_zero()) {
+            cap = cap.min(remaining / 4);
+        }
+        let cap = cap.max(self.initial_backoff);
         let exponent = failures.saturating_sub(1).min(20);
         let step = self.initial_backoff.saturating_mul(1 << exponent).min(cap);
         step.mul_f64(0.5 + fastrand::f64() * 0.5)
@@ -92,6 +107,15 @@ mod tests {
             let long = policy.backoff(failures, Some(Duration::from_secs(3600)));
             assert!(long <= Duration::from_secs(30), "{long:?}");
             assert!(long >= Duration::from_millis(100), "{long:?}");
+        }
+        // Near expiry the retries get denser.
+        for failures in 1..40 {
+            let near = policy.backoff_before_expiry(
+                failures,
+                Some(Duration::from_secs(3600)),
+                Some(Duration::from_secs(8)),
+            );
+            assert!(near <= Duration::from_secs(2), "{near:?}");
         }
         let first = policy.backoff(1, None);
         assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200));

@@ -1,0 +1,172 @@
+//! Every auth type end to end, configured only through the variables the emulator exports as
+//! Service Connector (and the AKS webhook, and App Service) would: each parent test re-runs this
+//! test binary as a child process with those variables, and the child does what an application
+//! does, `Cache::from_env()?.connect().await`, then keeps writing through token refreshes. The
+//! credentials read the process environment, which a test must not change while other tests
+//! run, hence the child processes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use azure_redis_connect::redis::AsyncCommands;
+use azure_redis_connect::{AzureRedisConfig, SecretString};
+use azure_redis_emulator::{AuthKind, Emulator};
+
+const MODE: &str = "IDENTITIES_TEST_CHILD";
+/// Variables that a developer's shell could hold and that would change what the child does.
+const CLEARED: &[&str] = &[
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "SSL_CERT_FILE",
+    "AZURE_REDIS_HOST",
+    "AZURE_REDIS_PORT",
+    "AZURE_REDIS_CLIENTID",
+    "AZURE_REDIS_TENANTID",
+    "AZURE_REDIS_CLIENTSECRET",
+    "AZURE_REDIS_PASSWORD",
+    "AZURE_REDIS_CONNECTIONSTRING",
+];
+
+/// What an application would declare to accept any Service Connector auth type.
+#[derive(AzureRedisConfig, Debug)]
+struct Cache {
+    host: Option<String>,
+    port: Option<u16>,
+    ssl: Option<bool>,
+    database: Option<u32>,
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+    client_secret: Option<SecretString>,
+    password: Option<SecretString>,
+    connection_string: Option<SecretString>,
+    federated_token_file: Option<PathBuf>,
+}
+
+/// Runs the child with the emulator's variables for `kind`; returns its output if it passed.
+async fn run_child(emu: &Emulator, kind: AuthKind) -> String {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
+    for var in CLEARED {
+        cmd.env_remove(var);
+    }
+    cmd.envs(emu.env_for(kind))
+        .env(MODE, kind.to_string())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("child finished within 60 s")
+        .expect("child ran");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child for {kind} failed:\n{text}"
+    );
+    text
+}
+
+/// The child: an application configured by its environment alone.
+#[tokio::test]
+#[ignore = "run by the other tests in a child process"]
+async fn child() {
+    let Ok(kind) = std::env::var(MODE) else {
+        return;
+    };
+    let cache = Cache::from_env().expect("the exported variables configure the cache");
+    let config = cache.connection_config().expect("resolves");
+    println!(
+        "child {kind}: auth {} endpoint {}",
+        config.auth, config.endpoint
+    );
+    let mut redis = cache
+        .connect()
+        .await
+        .expect("connects with the default builder");
+    let entra = config.auth.uses_entra_id();
+    let run_for = if entra {
+        Duration::from_secs(7)
+    } else {
+        Duration::from_millis(500)
+    };
+    let started = Instant::now();
+    let mut ok = 0u64;
+    while started.elapsed() < run_for {
+        let n: i64 = redis
+            .incr(format!("identities:{kind}"), 1)
+            .await
+            .expect("INCR succeeds");
+        ok += 1;
+        assert_eq!(n as u64, ok, "each INCR lands once");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = redis.status();
+    println!("child {kind}: {ok} commands, {status:?}");
+    if entra {
+        // 3 s tokens over 7 s: at least two refreshes, each re-AUTHed on the same connection.
+        assert!(status.reauths >= 2, "{status:?}");
+        assert_eq!(status.reconnects, 0, "{status:?}");
+    }
+}
+
+async fn check(kind: AuthKind) {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let emu = Emulator::builder()
+            .token_lifetime(Duration::from_secs(3))
+            .start()
+            .await
+            .expect("the emulator starts");
+        run_child(&emu, kind).await;
+        let counters = emu.counters();
+        assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
+        assert!(counters.auth_accepted >= 1, "{counters:?}");
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn system_assigned_managed_identity() {
+    check(AuthKind::SystemIdentity).await;
+}
+
+#[tokio::test]
+async fn user_assigned_managed_identity() {
+    check(AuthKind::UserIdentity).await;
+}
+
+#[tokio::test]
+async fn service_principal() {
+    check(AuthKind::ServicePrincipal).await;
+}
+
+#[tokio::test]
+async fn workload_identity() {
+    check(AuthKind::WorkloadIdentity).await;
+}
+
+#[tokio::test]
+async fn access_key_split_variables() {
+    check(AuthKind::AccessKey).await;
+}
+
+#[tokio::test]
+async fn connection_string_stackexchange_syntax() {
+    check(AuthKind::ConnectionStringStackExchange).await;
+}
+
+#[tokio::test]
+async fn connection_string_url_syntax() {
+    check(AuthKind::ConnectionStringUrl).await;
+}
