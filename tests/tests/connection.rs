@@ -222,3 +222,194 @@ async fn dropped_connections_are_replaced_with_the_current_token() {
     .await
     .expect("test timed out");
 }
+
+/// The outcome of one command issued by [`drive`].
+struct Outcome {
+    at: tokio::time::Instant,
+    ok: bool,
+}
+
+/// Issues `INCR` every 50 ms for `duration`, recording when each succeeded or failed.
+async fn drive(mut redis: AzureRedis, key: &'static str, duration: Duration) -> Vec<Outcome> {
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut outcomes = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        let ok = redis.incr::<_, _, i64>(key, 1).await.is_ok();
+        outcomes.push(Outcome {
+            at: tokio::time::Instant::now(),
+            ok,
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    outcomes
+}
+
+/// How long from now until the handle's token expires.
+fn until_expiry(redis: &AzureRedis) -> Duration {
+    let expires_at = redis.status().token.expires_at.expect("an Entra ID token");
+    expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_outage_over_the_refresh_point_costs_nothing() {
+    use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(10)).await;
+        let redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut events = redis.token_provider().events();
+        let expiry = until_expiry(&redis);
+        let load = tokio::spawn(drive(
+            redis.clone(),
+            "outage:short",
+            expiry + Duration::from_secs(2),
+        ));
+        // Down from well before the refresh point (75 %) until shortly before expiry.
+        tokio::time::sleep(expiry.mul_f64(0.5)).await;
+        emu.faults().identity_outage(
+            IdentityEndpoint::All,
+            IdentityFault::Http500,
+            Some(until_expiry(&redis).saturating_sub(Duration::from_millis(1500))),
+        );
+        let outcomes = load.await.expect("load");
+        let failed = outcomes.iter().filter(|o| !o.ok).count();
+        assert_eq!(failed, 0, "failed commands out of {}", outcomes.len());
+        assert_eq!(emu.counters().closed_at_expiry, 0);
+        let status = redis.status();
+        assert_eq!(status.token.consecutive_failures, 0, "{status:?}");
+        assert!(status.reauths >= 1, "{status:?}");
+        let mut refresh_failures = 0;
+        while let Ok(event) = events.try_recv() {
+            if matches!(event, azure_redis_connect::token::TokenEvent::Failed { .. }) {
+                refresh_failures += 1;
+            }
+        }
+        assert!(refresh_failures >= 1, "the outage did not hit a refresh");
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_identity_outage_past_expiry_the_handle_recovers_by_itself() {
+    use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(6)).await;
+        let redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        // Down from before the first refresh until two seconds past expiry.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        emu.faults()
+            .identity_outage(IdentityEndpoint::All, IdentityFault::Http500, None);
+        let expires = tokio::time::Instant::now() + until_expiry(&redis);
+        let load = tokio::spawn(drive(
+            redis.clone(),
+            "outage:long",
+            until_expiry(&redis) + Duration::from_secs(7),
+        ));
+        tokio::time::sleep_until(expires + Duration::from_secs(2)).await;
+        emu.faults().clear_identity_outage(IdentityEndpoint::All);
+        let back = tokio::time::Instant::now();
+        let outcomes = load.await.expect("load");
+
+        let before_expiry: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.at + Duration::from_millis(250) < expires)
+            .collect();
+        assert!(before_expiry.len() > 20);
+        assert!(
+            before_expiry.iter().all(|o| o.ok),
+            "a command failed before expiry"
+        );
+        // Azure closes the connection whose token expired; so does the gate.
+        assert!(emu.counters().closed_at_expiry >= 1);
+        let recovered = outcomes
+            .iter()
+            .find(|o| o.at > back && o.ok)
+            .expect("commands succeed again after the endpoint is back");
+        let recovery = recovered.at - back;
+        println!("recovered {recovery:?} after the identity endpoint came back");
+        assert!(
+            recovery < Duration::from_secs(5),
+            "recovery took {recovery:?}"
+        );
+        let after: Vec<_> = outcomes.iter().filter(|o| o.at > recovered.at).collect();
+        assert!(
+            after.len() > 10 && after.iter().all(|o| o.ok),
+            "failures after recovery"
+        );
+        let status = redis.status();
+        assert!(status.is_healthy(), "{status:?}");
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_server_restart_is_survived() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(60)).await;
+        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let () = redis.set("before-restart", 1).await.expect("SET");
+        emu.faults().restart_redis().await.expect("restart");
+        wait_until("a reconnect", || {
+            redis.status().reconnects >= 1 && redis.status().connected
+        })
+        .await;
+        let () = redis
+            .set("after-restart", 2)
+            .await
+            .expect("SET after restart");
+        let value: i64 = redis.get("after-restart").await.expect("GET");
+        assert_eq!(value, 2);
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let emu = emulator(Duration::from_secs(2)).await;
+        let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal)).expect("config");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let subscriber = AzureRedis::builder_from(&cache)
+            .expect("config")
+            .root_certificate_pem(emu.ca_pem())
+            .authority_host(emu.token_endpoint_authority())
+            .refresh_policy(fast_policy())
+            .push_sender(tx)
+            .connect()
+            .await
+            .expect("subscriber connects");
+        subscriber.subscribe("news").await.expect("SUBSCRIBE");
+        let mut publisher = connect(&emu, AuthKind::ServicePrincipal).await;
+
+        let count = 80;
+        for i in 0..count {
+            let _: i64 = publisher.publish("news", i).await.expect("PUBLISH");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut received = Vec::new();
+        while received.len() < count {
+            let push = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("a message within 5 s")
+                .expect("push channel open");
+            if let Some(msg) = redis::Msg::from_push_info(push) {
+                received.push(msg.get_payload::<usize>().expect("payload"));
+            }
+        }
+        assert_eq!(received, (0..count).collect::<Vec<_>>());
+        let status = subscriber.status();
+        assert!(status.reauths >= 3, "{status:?}");
+        assert_eq!(status.reconnects, 0, "{status:?}");
+        assert_eq!(emu.counters().closed_at_expiry, 0);
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
