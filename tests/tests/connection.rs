@@ -413,3 +413,37 @@ async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn plaintext_is_refused_for_azure_and_needs_consent_elsewhere() {
+    use azure_redis_connect::{Auth, ConnectError, Endpoint};
+    let key = || Auth::AccessKey {
+        username: None,
+        password: "k".into(),
+    };
+    let mut azure = Endpoint::new("shop.redis.cache.windows.net");
+    azure.tls = false;
+    let error = AzureRedis::builder(azure, key())
+        .allow_plaintext()
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::PlaintextRefused { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("shop.redis.cache.windows.net"));
+
+    let mut local = Endpoint::new("127.0.0.1");
+    local.tls = false;
+    local.port = 1;
+    let error = AzureRedis::builder(local, key())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ConnectError::PlaintextNotAllowed { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("allow_plaintext"));
+}
