@@ -99,6 +99,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod cluster;
 pub mod token;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 pub mod web;

@@ -1,0 +1,1 @@
+//! Clustered caches: Azure Managed Redis (OSS cluster policy) and clustered Azure Cache for Redis.
