@@ -104,6 +104,7 @@ pub struct Builder {
     allow_plaintext: bool,
     push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
     wait_for_connection: Duration,
+    token_source: Option<Box<dyn token::TokenSource>>,
 }
 
 impl fmt::Debug for Builder {
@@ -133,7 +134,15 @@ impl Builder {
             allow_plaintext: false,
             push_sender: None,
             wait_for_connection: Duration::from_secs(5),
+            token_source: None,
         }
+    }
+
+    /// Gets tokens from `source` instead of the credential the [`Auth`] names: a credential of
+    /// your own, or tokens minted for tests.
+    pub fn token_source(mut self, source: impl token::TokenSource) -> Builder {
+        self.token_source = Some(Box::new(source));
+        self
     }
 
     /// Trusts this CA (PEM) for the Redis TLS connection (instead of the system roots) and for
@@ -223,11 +232,16 @@ impl Builder {
             }
         }
         token::install_crypto_provider();
-        let options = token::CredentialOptions {
-            extra_root_ca: self.root_ca_pem.clone(),
-            authority_host: self.authority_host.clone(),
+        let source = match self.token_source {
+            Some(source) => source,
+            None => {
+                let options = token::CredentialOptions {
+                    extra_root_ca: self.root_ca_pem.clone(),
+                    authority_host: self.authority_host.clone(),
+                };
+                token::source_for(&self.auth, &options)?
+            }
         };
-        let source = token::source_for(&self.auth, &options)?;
         // The first token has a timeout of its own, before any TCP connect.
         let provider =
             TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
@@ -478,6 +492,10 @@ impl AzureRedis {
     }
 
     async fn live(&self) -> RedisResult<Live> {
+        // The common case costs a clone of the connection handle, no timer.
+        if let Some(live) = self.inner.live.borrow().as_ref() {
+            return Ok(live.clone());
+        }
         let mut rx = self.inner.live.subscribe();
         let ready = rx.wait_for(Option::is_some);
         match tokio::time::timeout(self.inner.wait_for_connection, ready).await {

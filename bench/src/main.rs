@@ -1,0 +1,434 @@
+//! What the authenticated connection costs, measured side by side in one run on one machine.
+//!
+//! ```text
+//! cargo run --release -p azure-redis-connect-bench -- [--runs N] [--seconds S]
+//! ```
+//!
+//! 1. Throughput of GET and SET (64 B and 1 KiB values, 1 / 16 / 256 commands in flight):
+//!    raw `redis::aio::MultiplexedConnection` with a static ACL password, against our handle
+//!    authenticated with an Entra ID token (the ACL user's password is the token, so no gate is
+//!    in the path), and `redis-benchmark` with as many connections, the server's ceiling.
+//! 2. Latency percentiles under steady load and during token refreshes (2 s tokens, through
+//!    the emulator's gate, real service principal credential).
+//! 3. Cold start: from variables to the first PONG over TLS through the gate.
+//! 4. Memory: resident memory with one handle and 100 concurrent users, and per extra handle.
+//!
+//! Each cell is the median of `--runs` runs; ours and raw alternate within a run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use azure_redis_connect::redis::aio::{ConnectionLike, MultiplexedConnection};
+use azure_redis_connect::redis::{self, AsyncCommands};
+use azure_redis_connect::token::{AccessToken, RefreshPolicy, TokenError, TokenSource};
+use azure_redis_connect::{AzureRedis, AzureRedisConfig, Auth, Endpoint, SecretString};
+use azure_redis_emulator::{AuthKind, Emulator};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const RAW_USER: &str = "bench";
+const RAW_PASSWORD: &str = "bench-static-password";
+
+struct Args {
+    runs: usize,
+    seconds: f64,
+}
+
+fn args() -> Result<Args, Error> {
+    let mut args = Args {
+        runs: 5,
+        seconds: 1.0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => args.runs = value()?.parse()?,
+            "--seconds" => args.seconds = value()?.parse()?,
+            "--help" | "-h" => {
+                println!("usage: bench [--runs N (5)] [--seconds S per run (1.0)]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// A token minted by the emulator, handed out as is (it outlives the benchmark).
+struct Minted(AccessToken);
+
+impl TokenSource for Minted {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + '_>> {
+        let token = self.0.clone();
+        Box::pin(async move { Ok(token) })
+    }
+}
+
+#[derive(AzureRedisConfig, Debug)]
+#[azure_redis(auth = "service_principal")]
+struct Cache {
+    host: String,
+    port: Option<u16>,
+    client_id: String,
+    tenant_id: String,
+    client_secret: SecretString,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Get,
+    Set,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Get => "GET",
+            Op::Set => "SET",
+        }
+    }
+}
+
+/// Runs `inflight` workers issuing `op` for `seconds`; returns commands per second.
+async fn throughput<C>(conn: &C, op: Op, size: usize, inflight: usize, seconds: f64) -> Result<f64, Error>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let value = Arc::new(vec![b'x'; size]);
+    let mut workers = Vec::with_capacity(inflight);
+    for w in 0..inflight {
+        let (mut conn, stop, count, value) = (conn.clone(), stop.clone(), count.clone(), value.clone());
+        workers.push(tokio::spawn(async move {
+            let key = format!("bench:{size}:{w}");
+            let () = conn.set(&key, value.as_slice()).await?;
+            while !stop.load(Ordering::Relaxed) {
+                match op {
+                    Op::Get => {
+                        let _: Vec<u8> = conn.get(&key).await?;
+                    }
+                    Op::Set => {
+                        let () = conn.set(&key, value.as_slice()).await?;
+                    }
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), redis::RedisError>(())
+        }));
+    }
+    // Warm up, then count.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start_count = count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let done = count.load(Ordering::Relaxed) - start_count;
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(done as f64 / elapsed)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// `redis-benchmark` with `clients` connections: requests per second, if it is installed.
+async fn redis_benchmark(port: u16, op: Op, size: usize, clients: usize) -> Option<f64> {
+    let requests = match clients {
+        1 => 20_000,
+        16 => 100_000,
+        _ => 200_000,
+    };
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--user", RAW_USER, "-a", RAW_PASSWORD])
+        .args(["-t", &op.name().to_ascii_lowercase(), "-d", &size.to_string()])
+        .args(["-c", &clients.to_string(), "-n", &requests.to_string(), "--csv"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "GET","123456.79",...
+    text.lines()
+        .find(|l| l.starts_with(&format!("\"{}\"", op.name())))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+}
+
+/// Records the latency of every command of `workers` workers for `seconds`.
+async fn latencies(redis: &AzureRedis, workers: usize, seconds: f64) -> Result<(Vec<u32>, u64), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (mut redis, stop) = (redis.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = format!("latency:{w}");
+            let mut samples = Vec::new();
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let result: redis::RedisResult<()> = redis.set(&key, w).await;
+                samples.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if result.is_err() {
+                    errors += 1;
+                }
+            }
+            (samples, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (samples, e) = task.await?;
+        all.extend(samples);
+        errors += e;
+    }
+    all.sort_unstable();
+    Ok((all, errors))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+/// A redis-server on a free loopback port, killed on drop.
+struct RedisServer {
+    addr: std::net::SocketAddr,
+    _child: tokio::process::Child,
+}
+
+impl RedisServer {
+    async fn start(users: &[(&str, &str)]) -> Result<RedisServer, Error> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = tokio::process::Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        for (user, password) in users {
+            cmd.args(["--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"]);
+        }
+        let child = cmd.spawn()?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(RedisServer { addr, _child: child });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("redis-server did not start".into())
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn command_line(program: &str, arg: &str) -> String {
+    std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| format!("{program}: not found"))
+}
+
+async fn gate_handle(emu: &Emulator, policy: RefreshPolicy) -> Result<AzureRedis, Error> {
+    let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal))?;
+    Ok(AzureRedis::builder_from(&cache)?
+        .root_certificate_pem(emu.ca_pem())
+        .authority_host(emu.token_endpoint_authority())
+        .refresh_policy(policy)
+        .connect()
+        .await?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = args()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("# azure-redis-connect benchmarks");
+    println!(
+        "machine: {cores} cores; {}; {}; {} runs of {} s per cell (median)",
+        command_line("rustc", "--version"),
+        command_line("redis-server", "--version"),
+        args.runs,
+        args.seconds
+    );
+
+    let emu = Emulator::builder()
+        .token_lifetime(Duration::from_secs(3600))
+        .start()
+        .await?;
+    // A redis-server of the benchmark's own: raw uses a static ACL password; ours the
+    // identity's oid as ACL user with a token as its password.
+    let oid = emu.system_identity();
+    let minted = emu.mint_token(&oid, Duration::from_secs(3600));
+    let server = RedisServer::start(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())]).await?;
+    let direct = server.addr;
+    let raw_client = redis::Client::open(format!("redis://{RAW_USER}:{RAW_PASSWORD}@{direct}/"))?;
+    let raw: MultiplexedConnection = raw_client.get_multiplexed_async_connection().await?;
+    let mut endpoint = Endpoint::new("127.0.0.1");
+    endpoint.port = direct.port();
+    endpoint.tls = false;
+    let token = AccessToken {
+        token: SecretString::from(minted.secret()),
+        expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(minted.expires_on as u64)),
+    };
+    let ours = AzureRedis::builder(endpoint, Auth::SystemIdentity)
+        .allow_plaintext()
+        .token_source(Minted(token))
+        .connect()
+        .await?;
+
+    println!("\n## 1. Throughput (commands/s), direct to redis-server on loopback\n");
+    println!("| op | value | in flight | raw redis-rs | ours | ours / raw | redis-benchmark -c N |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut worst: f64 = f64::INFINITY;
+    for op in [Op::Get, Op::Set] {
+        for size in [64usize, 1024] {
+            for inflight in [1usize, 16, 256] {
+                let (mut raw_runs, mut our_runs) = (Vec::new(), Vec::new());
+                for run in 0..args.runs {
+                    // Alternate the order so that drift does not favour one side.
+                    if run % 2 == 0 {
+                        raw_runs.push(throughput(&raw, op, size, inflight, args.seconds).await?);
+                        our_runs.push(throughput(&ours, op, size, inflight, args.seconds).await?);
+                    } else {
+                        our_runs.push(throughput(&ours, op, size, inflight, args.seconds).await?);
+                        raw_runs.push(throughput(&raw, op, size, inflight, args.seconds).await?);
+                    }
+                }
+                let (raw_median, our_median) = (median(raw_runs), median(our_runs));
+                let ratio = our_median / raw_median;
+                worst = worst.min(ratio);
+                let ceiling = redis_benchmark(direct.port(), op, size, inflight)
+                    .await
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or_else(|| "n/a".into());
+                println!(
+                    "| {} | {size} B | {inflight} | {raw_median:.0} | {our_median:.0} | {ratio:.3} | {ceiling} |",
+                    op.name()
+                );
+            }
+        }
+    }
+    println!("\nworst ours / raw: {worst:.3}");
+    drop(ours);
+
+    println!("\n## 2. Latency through the gate (16 workers, SET), steady vs during refresh\n");
+    let seconds = (args.seconds * 10.0).max(5.0);
+    let steady = gate_handle(&emu, RefreshPolicy::default()).await?;
+    let (steady_samples, steady_errors) = latencies(&steady, 16, seconds).await?;
+    drop(steady);
+    emu.set_token_lifetime(Duration::from_secs(2));
+    let refreshing = gate_handle(&emu, RefreshPolicy::default()).await?;
+    let (refresh_samples, refresh_errors) = latencies(&refreshing, 16, seconds).await?;
+    let status = refreshing.status();
+    drop(refreshing);
+    emu.set_token_lifetime(Duration::from_secs(3600));
+    println!("| load | commands | errors | p50 ms | p99 ms | p99.9 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, samples, errors) in [
+        ("steady (1 h tokens)", &steady_samples, steady_errors),
+        ("refreshing (2 s tokens)", &refresh_samples, refresh_errors),
+    ] {
+        println!(
+            "| {name} | {} | {errors} | {:.3} | {:.3} | {:.3} |",
+            samples.len(),
+            percentile(samples, 0.50),
+            percentile(samples, 0.99),
+            percentile(samples, 0.999)
+        );
+    }
+    println!(
+        "\np99 during refresh / steady p99: {:.3} ({} re-AUTHs, {} reconnects during the refresh run)",
+        percentile(&refresh_samples, 0.99) / percentile(&steady_samples, 0.99),
+        status.reauths,
+        status.reconnects
+    );
+
+    println!("\n## 3. Cold start: variables to the first PONG over TLS through the gate\n");
+    let mut cold = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut redis = gate_handle(&emu, RefreshPolicy::default()).await?;
+        let pong: String = redis::cmd("PING").query_async(&mut redis).await?;
+        cold.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(pong, "PONG");
+    }
+    println!("median of 10: {:.1} ms (config, first token from the identity endpoint, TLS, AUTH, PING)", median(cold));
+
+    println!("\n## 4. Memory (resident set)\n");
+    let before = rss_kib();
+    let one = gate_handle(&emu, RefreshPolicy::default()).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let users: Vec<_> = (0..100)
+        .map(|u| {
+            let (mut redis, stop) = (one.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _: redis::RedisResult<Option<String>> = redis.get(format!("user:{u}")).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with_users = rss_kib();
+    stop.store(true, Ordering::Relaxed);
+    for user in users {
+        user.await?;
+    }
+    let mut extra = Vec::new();
+    let base = rss_kib();
+    for _ in 0..100 {
+        extra.push(gate_handle(&emu, RefreshPolicy::default()).await?);
+    }
+    let with_extra = rss_kib();
+    println!(
+        "process before the handle: {before} KiB; one handle with 100 concurrent users: {with_users} KiB (+{} KiB)",
+        with_users.saturating_sub(before)
+    );
+    println!(
+        "100 more handles (each its own connection, credential and token provider): +{} KiB, {:.1} KiB each",
+        with_extra.saturating_sub(base),
+        with_extra.saturating_sub(base) as f64 / 100.0
+    );
+    drop(extra);
+    drop(one);
+    emu.shutdown().await;
+    Ok(())
+}
