@@ -51,6 +51,28 @@
 //!   - AZURE_REDIS_PORT=\"x\" is not a valid u16: invalid digit found in string");
 //! ```
 //!
+//! # Connecting
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use azure_redis_connect::{AzureRedisConfig, redis::AsyncCommands};
+//!
+//! #[derive(AzureRedisConfig)]
+//! #[azure_redis(auth(system_identity, developer_tools))]
+//! struct Cache {
+//!     host: String,
+//!     port: Option<u16>,
+//! }
+//!
+//! let mut redis = Cache::from_env()?.connect().await?;
+//! let () = redis.set("greeting", "hello").await?;
+//! println!("{:?}", redis.status()); // token expiry, last refresh, failures: for health checks
+//! # Ok(()) }
+//! ```
+//!
+//! [`AzureRedis`] refreshes the token before it expires, re-AUTHs the live connection with it,
+//! and reconnects with the current token when the connection drops; see [`conn`].
+//!
 //! # Attributes
 //!
 //! On the struct, `#[azure_redis(...)]` takes:
