@@ -6,54 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use azure_redis_connect::redis::AsyncCommands;
-use azure_redis_connect::token::RefreshPolicy;
-use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString, redis};
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_connect::{AzureRedis, AzureRedisConfig, redis};
+use azure_redis_emulator::AuthKind;
+
+mod common;
+
+use common::{AnyCache as Cache, connect, emulator, fast_policy};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Any auth type Service Connector injects; the variables decide.
-#[derive(AzureRedisConfig, Debug)]
-struct Cache {
-    host: Option<String>,
-    port: Option<u16>,
-    ssl: Option<bool>,
-    database: Option<u32>,
-    client_id: Option<String>,
-    tenant_id: Option<String>,
-    client_secret: Option<SecretString>,
-    password: Option<SecretString>,
-    connection_string: Option<SecretString>,
-}
-
-async fn emulator(token_lifetime: Duration) -> Emulator {
-    Emulator::builder()
-        .token_lifetime(token_lifetime)
-        .start()
-        .await
-        .expect("the emulator starts (is redis-server installed?)")
-}
-
-fn fast_policy() -> RefreshPolicy {
-    RefreshPolicy {
-        initial_backoff: Duration::from_millis(50),
-        request_timeout: Duration::from_secs(5),
-        ..RefreshPolicy::default()
-    }
-}
-
-async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
-    let cache =
-        Cache::from_vars(emu.env_for(kind)).expect("the emulator's variables configure the cache");
-    AzureRedis::builder_from(&cache)
-        .expect("the configuration resolves")
-        .root_certificate_pem(emu.ca_pem())
-        .authority_host(emu.token_endpoint_authority())
-        .refresh_policy(fast_policy())
-        .connect()
-        .await
-        .expect("connects through the gate")
-}
 
 async fn client_id(redis: &mut AzureRedis) -> i64 {
     redis::cmd("CLIENT")

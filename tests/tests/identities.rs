@@ -5,12 +5,15 @@
 //! credentials read the process environment, which a test must not change while other tests
 //! run, hence the child processes.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use azure_redis_connect::AzureRedisConfig;
 use azure_redis_connect::redis::AsyncCommands;
-use azure_redis_connect::{AzureRedisConfig, SecretString};
 use azure_redis_emulator::{AuthKind, Emulator};
+
+mod common;
+
+use common::AnyCache as Cache;
 
 const MODE: &str = "IDENTITIES_TEST_CHILD";
 /// Variables that a developer's shell could hold and that would change what the child does.
@@ -33,21 +36,6 @@ const CLEARED: &[&str] = &[
     "AZURE_REDIS_PASSWORD",
     "AZURE_REDIS_CONNECTIONSTRING",
 ];
-
-/// What an application would declare to accept any Service Connector auth type.
-#[derive(AzureRedisConfig, Debug)]
-struct Cache {
-    host: Option<String>,
-    port: Option<u16>,
-    ssl: Option<bool>,
-    database: Option<u32>,
-    client_id: Option<String>,
-    tenant_id: Option<String>,
-    client_secret: Option<SecretString>,
-    password: Option<SecretString>,
-    connection_string: Option<SecretString>,
-    federated_token_file: Option<PathBuf>,
-}
 
 /// Runs the child with the emulator's variables for `kind`; returns its output if it passed.
 async fn run_child(emu: &Emulator, kind: AuthKind) -> String {
@@ -121,11 +109,7 @@ async fn child() {
 
 async fn check(kind: AuthKind) {
     tokio::time::timeout(Duration::from_secs(90), async {
-        let emu = Emulator::builder()
-            .token_lifetime(Duration::from_secs(3))
-            .start()
-            .await
-            .expect("the emulator starts");
+        let emu = common::emulator(Duration::from_secs(3)).await;
         run_child(&emu, kind).await;
         let counters = emu.counters();
         assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");

@@ -144,8 +144,7 @@ async fn no_secret_or_token_is_ever_logged() {
         let status = redis.status();
         assert!(status.reauths >= 2 && status.reconnects >= 1, "{status:?}");
         emu.shutdown().await;
-        let tokens = seen.lock().unwrap().clone();
-        tokens
+        seen.lock().unwrap().clone()
     })
     .await
     .expect("test timed out");
