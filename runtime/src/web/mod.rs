@@ -3,7 +3,7 @@
 //!
 //! - [`axum`](mod@self::axum) (feature `axum`, axum 0.8): `AzureRedis` is a `FromRequestParts`
 //!   extractor for any state `S` where `AzureRedis: FromRef<S>` (the handle itself as state, or
-//!   an application state with `#[derive(FromRef)]`), and [`axum::health`](self::axum::health)
+//!   an application state with `#[derive(FromRef)]`), and [`axum::health`]
 //!   is a handler for `GET /health`.
 //! - [`actix`] (feature `actix-web`, actix-web 4): `AzureRedis` is a `FromRequest` extractor that
 //!   finds the handle registered with `App::app_data` as `web::ThinData(redis)`,
