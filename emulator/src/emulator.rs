@@ -181,6 +181,11 @@ impl EmulatorBuilder {
         self
     }
 
+    /// The redis-server executable named by [`EmulatorBuilder::redis_server`].
+    pub(crate) fn redis_server_path(&self) -> PathBuf {
+        self.redis_server.clone()
+    }
+
     /// Starts every server and the child redis-server.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         Emulator::start_with(self).await
@@ -209,6 +214,7 @@ pub struct Emulator {
     ca_file: PathBuf,
     defaults: Defaults,
     dir: Option<tempfile::TempDir>,
+    gate_tls: TlsAcceptor,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -292,6 +298,7 @@ impl Emulator {
             port: 0,
             dir: dir.path().to_path_buf(),
             password: password.clone(),
+            extra: String::new(),
         };
         let mut server = None;
         let mut last_err = None;
@@ -363,7 +370,11 @@ impl Emulator {
 
         let mut tasks = JoinSet::new();
         let gate_tls = TlsAcceptor::from(pki.server_config.clone());
-        tasks.spawn(gate::run(tls_listener, Some(gate_tls), shared.clone()));
+        tasks.spawn(gate::run(
+            tls_listener,
+            Some(gate_tls.clone()),
+            shared.clone(),
+        ));
         if let Some(l) = plain_listener {
             tasks.spawn(gate::run(l, None, shared.clone()));
         }
@@ -391,6 +402,7 @@ impl Emulator {
             ca_file,
             defaults,
             dir: Some(dir),
+            gate_tls,
         };
         tracing::info!(
             gate_tls = %emu.tls_addr,
@@ -401,6 +413,16 @@ impl Emulator {
             "emulator started"
         );
         Ok(emu)
+    }
+
+    /// The state the emulator's servers share (for the cluster's node gates).
+    pub(crate) fn shared_state(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The gate's TLS acceptor (certificate for `localhost` and `127.0.0.1`).
+    pub(crate) fn gate_acceptor(&self) -> TlsAcceptor {
+        self.gate_tls.clone()
     }
 
     /// Address of the gate's TLS listener (certificate for `localhost` and `127.0.0.1`).

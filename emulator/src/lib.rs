@@ -35,6 +35,7 @@
 //! emu.shutdown().await;
 //! # Ok(()) }
 //! ```
+mod cluster;
 mod emulator;
 mod env;
 mod error;
@@ -48,6 +49,7 @@ mod redis_server;
 mod resp;
 mod shared;
 
+pub use cluster::{Announce, CLUSTER_SLOTS, ClusterEmulator, ClusterEmulatorBuilder};
 pub use emulator::{
     DEFAULT_MAX_BULK_LEN, DEFAULT_TOKEN_LIFETIME, Emulator, EmulatorBuilder, MintedToken, TokenFlaw,
 };

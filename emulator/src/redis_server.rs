@@ -46,6 +46,8 @@ pub(crate) struct RedisConfig {
     pub(crate) port: u16,
     pub(crate) dir: PathBuf,
     pub(crate) password: SecretString,
+    /// More `redis.conf` lines (cluster mode, announced addresses), appended as they are.
+    pub(crate) extra: String,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -91,6 +93,7 @@ fn write_config(cfg: &RedisConfig) -> Result<PathBuf, EmulatorError> {
     for c in DISABLED_COMMANDS {
         text.push_str(&format!("rename-command {c} \"\"\n"));
     }
+    text.push_str(&cfg.extra);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -88,8 +88,13 @@ impl RawConn {
     }
 
     pub async fn tls(emu: &Emulator) -> Self {
+        Self::tls_at(emu, emu.tls_addr()).await
+    }
+
+    /// A TLS connection to `addr` (a gate with a certificate from `emu`'s CA).
+    pub async fn tls_at(emu: &Emulator, addr: SocketAddr) -> Self {
         let connector = tokio_rustls::TlsConnector::from(tls_config(emu));
-        let s = TcpStream::connect(emu.tls_addr()).await.expect("connect");
+        let s = TcpStream::connect(addr).await.expect("connect");
         s.set_nodelay(true).expect("nodelay");
         let name = ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, s).await.expect("TLS handshake");

@@ -1,0 +1,122 @@
+//! The cluster emulator: nodes behind gates, announced addresses, slot migration, restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use azure_redis_emulator::{Announce, ClusterEmulator, Emulator};
+use common::{RawConn, Reply, TEST_TIMEOUT, init};
+
+async fn cluster(announce: Announce) -> ClusterEmulator {
+    ClusterEmulator::builder()
+        .emulator(Emulator::builder().token_lifetime(Duration::from_secs(60)))
+        .announce(announce)
+        .start()
+        .await
+        .expect("the cluster starts (is redis-server installed?)")
+}
+
+async fn authed(cluster: &ClusterEmulator, node: usize) -> RawConn {
+    let emu = cluster.identity();
+    let token = emu.mint_token(&emu.system_identity(), Duration::from_secs(60));
+    let mut conn = RawConn::tls_at(emu, cluster.gate_addrs()[node]).await;
+    let reply = conn.cmd_str(&["AUTH", &token.oid, token.secret()]).await;
+    assert_eq!(reply, Reply::Simple("OK".into()));
+    conn
+}
+
+/// The `(host, port)` of each slot range's primary in a `CLUSTER SLOTS` reply.
+fn slot_owners(reply: &Reply) -> Vec<(String, i64)> {
+    let Reply::Array(Some(ranges)) = reply else {
+        panic!("CLUSTER SLOTS answers an array: {reply:?}");
+    };
+    ranges
+        .iter()
+        .map(|range| match range {
+            Reply::Array(Some(items)) => match &items[2] {
+                Reply::Array(Some(node)) => (
+                    node[0].bulk_str().expect("host"),
+                    match node[1] {
+                        Reply::Int(port) => port,
+                        ref other => panic!("port {other:?}"),
+                    },
+                ),
+                other => panic!("node {other:?}"),
+            },
+            other => panic!("range {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_announce_gates_or_internal_names_and_gates_check_tokens() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        for announce in [Announce::Gates, Announce::InternalNames] {
+            let cluster = cluster(announce).await;
+            let mut unauthenticated =
+                RawConn::tls_at(cluster.identity(), cluster.seed_addr()).await;
+            let Reply::Error(e) = unauthenticated.cmd_str(&["CLUSTER", "SLOTS"]).await else {
+                panic!("NOAUTH before AUTH");
+            };
+            assert!(e.starts_with("NOAUTH"), "{e}");
+            for node in 0..3 {
+                let mut conn = authed(&cluster, node).await;
+                let mut owners = slot_owners(&conn.cmd_str(&["CLUSTER", "SLOTS"]).await);
+                owners.sort();
+                let mut announced: Vec<(String, i64)> = cluster
+                    .announced_addrs()
+                    .into_iter()
+                    .map(|(h, p)| (h, i64::from(p)))
+                    .collect();
+                announced.sort();
+                assert_eq!(owners, announced, "{announce:?}");
+            }
+            cluster.shutdown().await;
+        }
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_slot_answers_moved_and_a_restarted_node_rejoins() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames).await;
+        // "foo" hashes to slot 12182, served by the last of 3 nodes.
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
+        let mut conn = authed(&cluster, 2).await;
+        assert_eq!(
+            conn.cmd_str(&["SET", "foo", "bar"]).await,
+            Reply::Simple("OK".into())
+        );
+        cluster.migrate_slot(12182, 0).await.expect("migrates");
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 0);
+        let Reply::Error(moved) = conn.cmd_str(&["GET", "foo"]).await else {
+            panic!("MOVED after the migration");
+        };
+        let port = cluster.gate_addrs()[0].port();
+        assert_eq!(moved, format!("MOVED 12182 node-0.internal.invalid:{port}"));
+        let mut new_owner = authed(&cluster, 0).await;
+        assert_eq!(
+            new_owner.cmd_str(&["GET", "foo"]).await,
+            Reply::Bulk(Some(b"bar".to_vec())),
+            "the key moved with its slot"
+        );
+
+        cluster.restart_node(1).await.expect("restarts");
+        let mut restarted = authed(&cluster, 1).await;
+        let info = restarted
+            .cmd_str(&["CLUSTER", "INFO"])
+            .await
+            .bulk_str()
+            .expect("info");
+        assert!(info.contains("cluster_state:ok"), "{info}");
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 0);
+        assert!(cluster.counters().auth_accepted >= 3);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
