@@ -1,1 +1,764 @@
 //! Clustered caches: Azure Managed Redis (OSS cluster policy) and clustered Azure Cache for Redis.
+//!
+//! [`AzureRedisCluster`] is a `Clone` handle over redis-rs's async cluster client
+//! ([`redis::cluster_async::ClusterConnection`]) that keeps every node connection authenticated
+//! with the current Microsoft Entra ID token:
+//!
+//! - **New node connections** (at start, after `MOVED`, a failover, a restart or resharding)
+//!   take the token current at that moment, through redis-rs's `StreamingCredentialsProvider`
+//!   hook fed from the [`TokenProvider`]'s watch channel.
+//! - **Live node connections** are re-authenticated on every new token by one supervisor task
+//!   per handle: `AUTH <oid> <token>` routed to all nodes, each failed node retried by address,
+//!   and the whole cluster connection rebuilt with the current token if a node keeps refusing.
+//!   (redis-rs's own per-connection re-AUTH stops for good after one failed AUTH, so it is not
+//!   relied on.)
+//! - **Announced addresses** are mapped back to the public host name by an [`AddressMapping`]
+//!   (Azure Managed Redis announces internal addresses); an address announced later than the
+//!   map was built is noticed at its first connection attempt, and the handle rebuilds its
+//!   connection with the address mapped.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use azure_redis_connect::cluster::AzureRedisCluster;
+//! use azure_redis_connect::{Auth, Endpoint};
+//! use redis::AsyncCommands;
+//!
+//! let endpoint = Endpoint::new("shop.westeurope.redis.azure.net");
+//! let mut cache = AzureRedisCluster::builder(endpoint, Auth::SystemIdentity)
+//!     .connect()
+//!     .await?;
+//! let _: () = cache.set("greeting", "hello").await?;
+//! let greeting: String = cache.get("greeting").await?;
+//! # Ok(()) }
+//! ```
+
+mod credentials;
+mod mapping;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use redis::aio::ConnectionLike;
+use redis::cluster::{ClusterClientBuilder, NodeAddress};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo, Pipeline, ProtocolVersion, RedisConnectionInfo, RedisError, RedisFuture,
+    RedisResult, TlsCertificates, Value,
+};
+use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+
+use crate::Auth;
+use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
+use crate::conn::ConnectError;
+use crate::token::{self, Credentials, RefreshPolicy, TokenProvider, TokenStatus};
+
+pub use mapping::AddressMapping;
+
+use credentials::NodeCredentials;
+use mapping::{Mapper, NodeResolver, display_addr};
+
+/// Counters and state of a cluster handle, for health checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStatus {
+    /// The token provider's state.
+    pub token: TokenStatus,
+    /// Successful re-AUTHs of node connections.
+    pub reauths: u64,
+    /// Failed re-AUTH attempts of node connections.
+    pub reauth_failures: u64,
+    /// Times the cluster connection was rebuilt (a node kept refusing the token, or a node
+    /// announced an address that had to be mapped first).
+    pub rebuilds: u64,
+    /// Announced node addresses the mapping sends elsewhere.
+    pub mapped_nodes: usize,
+}
+
+impl ClusterStatus {
+    /// Whether the token in use has not expired.
+    pub fn is_healthy(&self) -> bool {
+        !self.token.is_expired()
+    }
+}
+
+/// Sets up an [`AzureRedisCluster`] with what the configuration cannot say; the options of
+/// [`conn::Builder`](crate::conn::Builder), plus the [`AddressMapping`].
+#[must_use]
+pub struct ClusterBuilder {
+    endpoint: Endpoint,
+    auth: Auth,
+    root_ca_pem: Option<Vec<u8>>,
+    authority_host: Option<String>,
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+    auth_timeout: Duration,
+    resp3: bool,
+    username: Option<String>,
+    policy: RefreshPolicy,
+    allow_plaintext: bool,
+    mapping: Option<AddressMapping>,
+    retries: Option<u32>,
+}
+
+impl fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("auth", &self.auth)
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterBuilder {
+    /// A builder for the cluster reached at `endpoint` (any node, or Azure's public endpoint)
+    /// with defaults: TLS verified against the system roots, RESP3, 10 s connect and AUTH
+    /// timeouts, no response timeout, [`RefreshPolicy::default`], and
+    /// [`AddressMapping::public_host`] for Azure hosts ([`AddressMapping::none`] for others).
+    pub fn new(endpoint: Endpoint, auth: Auth) -> ClusterBuilder {
+        ClusterBuilder {
+            endpoint,
+            auth,
+            root_ca_pem: None,
+            authority_host: None,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: None,
+            auth_timeout: Duration::from_secs(10),
+            resp3: true,
+            username: None,
+            policy: RefreshPolicy::default(),
+            allow_plaintext: false,
+            mapping: None,
+            retries: None,
+        }
+    }
+
+    /// Trusts this CA (PEM) for the node TLS connections (instead of the system roots) and for
+    /// the identity endpoints (in addition to the system roots).
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> ClusterBuilder {
+        self.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// The Microsoft Entra ID authority host for service principal and workload identity
+    /// credentials (a sovereign cloud, or a local emulator).
+    pub fn authority_host(mut self, url: impl Into<String>) -> ClusterBuilder {
+        self.authority_host = Some(url.into());
+        self
+    }
+
+    /// Timeout of TCP, TLS and the initial AUTH of each node connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClusterBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of each command's reply (default none).
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> ClusterBuilder {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one round of re-AUTHs on the live node connections (default 10 s).
+    pub fn auth_timeout(mut self, timeout: Duration) -> ClusterBuilder {
+        self.auth_timeout = timeout;
+        self
+    }
+
+    /// Speaks RESP2 instead of RESP3.
+    pub fn resp2(mut self) -> ClusterBuilder {
+        self.resp3 = false;
+        self
+    }
+
+    /// AUTHs with this user name instead of the token's `oid` claim.
+    pub fn username(mut self, username: impl Into<String>) -> ClusterBuilder {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// When to refresh tokens and how to retry.
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> ClusterBuilder {
+        self.policy = policy;
+        self
+    }
+
+    /// Allows TLS off for hosts that are not Azure's. Azure hosts are always refused without
+    /// TLS.
+    pub fn allow_plaintext(mut self) -> ClusterBuilder {
+        self.allow_plaintext = true;
+        self
+    }
+
+    /// How announced node addresses map to the addresses connected to (default:
+    /// [`AddressMapping::public_host`] for Azure hosts, [`AddressMapping::none`] for others).
+    pub fn address_mapping(mut self, mapping: AddressMapping) -> ClusterBuilder {
+        self.mapping = Some(mapping);
+        self
+    }
+
+    /// How often redis-rs retries a command after a redirection or a connection error
+    /// (redis-rs's default otherwise).
+    pub fn retries(mut self, retries: u32) -> ClusterBuilder {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Gets the first token, reads the cluster's node addresses from the endpoint, then
+    /// connects to the nodes and authenticates. A node address that does not resolve is an
+    /// error naming it.
+    pub async fn connect(self) -> Result<AzureRedisCluster, ConnectError> {
+        if !self.endpoint.tls {
+            if self.endpoint.service() != Service::Other {
+                return Err(ConnectError::PlaintextRefused {
+                    host: self.endpoint.host.clone(),
+                });
+            }
+            if !self.allow_plaintext {
+                return Err(ConnectError::PlaintextNotAllowed {
+                    endpoint: self.endpoint.to_string(),
+                });
+            }
+        }
+        let redis_error =
+            |endpoint: String| move |source: RedisError| ConnectError::Redis { endpoint, source };
+        if self.endpoint.database != 0 {
+            return Err(redis_error(self.endpoint.to_string())(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "Redis Cluster has only database 0",
+            ))));
+        }
+        token::install_crypto_provider();
+        let options = token::CredentialOptions {
+            extra_root_ca: self.root_ca_pem.clone(),
+            authority_host: self.authority_host.clone(),
+        };
+        let source = token::source_for(&self.auth, &options)?;
+        let provider =
+            TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
+        let mapping = self
+            .mapping
+            .unwrap_or_else(|| match self.endpoint.service() {
+                Service::Other => AddressMapping::none(),
+                _ => AddressMapping::public_host(),
+            });
+        let public_host = self
+            .endpoint
+            .tls_server_name
+            .clone()
+            .unwrap_or_else(|| self.endpoint.host.clone());
+        let template = Template {
+            mapper: Arc::new(Mapper::new(public_host, mapping)),
+            endpoint: self.endpoint,
+            root_ca_pem: self.root_ca_pem,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            resp3: self.resp3,
+            retries: self.retries,
+        };
+        let seed = template.endpoint.to_string();
+        let announced = template
+            .discover(&provider.current())
+            .await
+            .map_err(redis_error(seed.clone()))?;
+        template.check_resolvable(&announced).await?;
+        let conn = template
+            .open(&announced, &provider)
+            .await
+            .map_err(redis_error(seed))?;
+        let inner = Arc::new(Inner {
+            template,
+            provider,
+            conn: RwLock::new(conn.clone()),
+            epoch: AtomicU64::new(0),
+            auth_timeout: self.auth_timeout,
+            reauths: AtomicU64::new(0),
+            reauth_failures: AtomicU64::new(0),
+            rebuilds: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(supervise(Arc::clone(&inner)));
+        Ok(AzureRedisCluster {
+            inner,
+            local: conn,
+            local_epoch: 0,
+            _task: Arc::new(TaskGuard(task)),
+        })
+    }
+}
+
+/// What a cluster connection is built from.
+struct Template {
+    endpoint: Endpoint,
+    mapper: Arc<Mapper>,
+    root_ca_pem: Option<Vec<u8>>,
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+    resp3: bool,
+    retries: Option<u32>,
+}
+
+impl Template {
+    fn protocol(&self) -> ProtocolVersion {
+        if self.resp3 {
+            ProtocolVersion::RESP3
+        } else {
+            ProtocolVersion::RESP2
+        }
+    }
+
+    /// The public endpoint, as redis-rs connects to it (the TLS server name is its host).
+    fn seed(&self) -> RedisResult<ConnectionInfo> {
+        let host = self.mapper.public_host.clone();
+        let addr = if self.endpoint.tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port: self.endpoint.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, self.endpoint.port)
+        };
+        Ok(addr
+            .into_connection_info()?
+            .set_redis_settings(RedisConnectionInfo::default().set_protocol(self.protocol())))
+    }
+
+    /// Asks the public endpoint for the node addresses the cluster announces (`CLUSTER SLOTS`,
+    /// allowed to every Azure data access policy) over one connection of its own.
+    async fn discover(&self, credentials: &Credentials) -> RedisResult<Vec<(String, u16)>> {
+        let mut settings = RedisConnectionInfo::default()
+            .set_password(credentials.password.expose_secret())
+            .set_protocol(self.protocol());
+        if let Some(user) = &credentials.username {
+            settings = settings.set_username(user);
+        }
+        let info = self.seed()?.set_redis_settings(settings);
+        let client = match &self.root_ca_pem {
+            Some(pem) if self.endpoint.tls => Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )?,
+            _ => Client::open(info)?,
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let slots: Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await?;
+        let announced =
+            mapping::announced_nodes(&slots, (&self.mapper.public_host, self.endpoint.port));
+        if announced.is_empty() {
+            return Err(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "CLUSTER SLOTS names no nodes",
+            )));
+        }
+        tracing::debug!(nodes = announced.len(), "cluster nodes discovered");
+        Ok(announced)
+    }
+
+    /// Fails with the first announced address that, mapped, does not resolve: before any
+    /// connection to a node is attempted.
+    async fn check_resolvable(&self, announced: &[(String, u16)]) -> Result<(), ConnectError> {
+        for (host, port) in announced {
+            let (to_host, to_port) = self
+                .mapper
+                .mapping
+                .map(&self.mapper.public_host, host, *port)
+                .unwrap_or_else(|| (host.clone(), *port));
+            if let Err(error) = mapping::resolve(&to_host, to_port).await {
+                let hint = if self.mapper.mapping.is_none() {
+                    "; Azure Managed Redis announces internal node addresses: map them to the public host with `AddressMapping::public_host()`"
+                } else {
+                    ""
+                };
+                return Err(ConnectError::Redis {
+                    endpoint: display_addr(host, *port),
+                    source: RedisError::from((
+                        ErrorKind::Io,
+                        "the cluster announces a node address that cannot be reached",
+                        format!("{error}{hint}"),
+                    )),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a cluster client with every announced address mapped and connects it.
+    async fn open(
+        &self,
+        announced: &[(String, u16)],
+        provider: &TokenProvider,
+    ) -> RedisResult<ClusterConnection> {
+        let map: std::collections::HashMap<NodeAddress, NodeAddress> =
+            self.mapper.extend(announced.iter().cloned());
+        let mut builder = ClusterClientBuilder::new(vec![self.seed()?])
+            .connection_timeout(self.connect_timeout)
+            .use_protocol(self.protocol())
+            .node_address_map(map)
+            .async_dns_resolver(NodeResolver(Arc::clone(&self.mapper)))
+            .set_credentials_provider(NodeCredentials {
+                provider: provider.clone(),
+                grace: self.connect_timeout,
+            });
+        if let Some(timeout) = self.response_timeout {
+            builder = builder.response_timeout(timeout);
+        }
+        if let Some(retries) = self.retries {
+            builder = builder.retries(retries);
+        }
+        if self.endpoint.tls
+            && let Some(pem) = &self.root_ca_pem
+        {
+            builder = builder.certs(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            });
+        }
+        builder.build()?.get_async_connection().await
+    }
+}
+
+struct Inner {
+    template: Template,
+    provider: TokenProvider,
+    conn: RwLock<ClusterConnection>,
+    epoch: AtomicU64,
+    auth_timeout: Duration,
+    reauths: AtomicU64,
+    reauth_failures: AtomicU64,
+    rebuilds: AtomicU64,
+}
+
+struct TaskGuard(JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A `Clone` handle to a Redis Cluster whose node connections stay authenticated; use it with
+/// [`redis::AsyncCommands`], pipelines of keys in one slot, and scripts, as any
+/// `ConnectionLike`. Commands are routed by key slot and follow `MOVED` and `ASK`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use azure_redis_connect::AzureRedisConfig;
+/// use azure_redis_connect::cluster::AzureRedisCluster;
+/// use redis::AsyncCommands;
+///
+/// #[derive(AzureRedisConfig)]
+/// #[azure_redis(auth = "system_identity")]
+/// struct Cache { host: String }
+///
+/// let mut cache = AzureRedisCluster::connect(&Cache::from_env()?).await?;
+/// let _: () = cache.set("{user:42}:name", "Ada").await?;
+/// println!("{:?}", cache.status());
+/// # Ok(()) }
+/// ```
+pub struct AzureRedisCluster {
+    inner: Arc<Inner>,
+    local: ClusterConnection,
+    local_epoch: u64,
+    _task: Arc<TaskGuard>,
+}
+
+impl Clone for AzureRedisCluster {
+    fn clone(&self) -> Self {
+        AzureRedisCluster {
+            inner: Arc::clone(&self.inner),
+            local: self.local.clone(),
+            local_epoch: self.local_epoch,
+            _task: Arc::clone(&self._task),
+        }
+    }
+}
+
+impl fmt::Debug for AzureRedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureRedisCluster")
+            .field("endpoint", &self.inner.template.endpoint.to_string())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl AzureRedisCluster {
+    /// A builder, for what the configuration cannot say.
+    pub fn builder(endpoint: Endpoint, auth: Auth) -> ClusterBuilder {
+        ClusterBuilder::new(endpoint, auth)
+    }
+
+    /// A builder from a derived configuration.
+    pub fn builder_from(config: &impl AzureRedisConfig) -> Result<ClusterBuilder, ConfigError> {
+        let resolved = config.connection_config()?;
+        Ok(ClusterBuilder::new(resolved.endpoint, resolved.auth))
+    }
+
+    /// Connects with a derived configuration and the builder's defaults.
+    pub async fn connect(
+        config: &impl AzureRedisConfig,
+    ) -> Result<AzureRedisCluster, ConnectError> {
+        Self::builder_from(config)?.connect().await
+    }
+
+    /// The token provider (for its events and status).
+    pub fn token_provider(&self) -> &TokenProvider {
+        &self.inner.provider
+    }
+
+    /// A snapshot of the token and re-authentication state.
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            token: self.inner.provider.status(),
+            reauths: self.inner.reauths.load(Ordering::Relaxed),
+            reauth_failures: self.inner.reauth_failures.load(Ordering::Relaxed),
+            rebuilds: self.inner.rebuilds.load(Ordering::Relaxed),
+            mapped_nodes: self.inner.template.mapper.mapped_nodes(),
+        }
+    }
+
+    /// Sends `cmd` to the node(s) `routing` names, as
+    /// [`ClusterConnection::route_command`](redis::cluster_async::ClusterConnection::route_command).
+    pub async fn route_command(&mut self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
+        self.connection().route_command(cmd, routing).await
+    }
+
+    /// The current cluster connection (replaced when the handle rebuilds it).
+    fn connection(&mut self) -> &mut ClusterConnection {
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        if epoch != self.local_epoch {
+            self.local = self.inner.current();
+            self.local_epoch = epoch;
+        }
+        &mut self.local
+    }
+}
+
+impl Inner {
+    fn current(&self) -> ClusterConnection {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn replace(&self, conn: ClusterConnection) {
+        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = conn;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Re-AUTHs every node connection with `credentials`; retries the nodes that failed.
+    /// Returns whether every node accepted.
+    async fn reauth_all(&self, credentials: &Credentials) -> bool {
+        let mut conn = self.current();
+        let mut routes = vec![RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllNodes,
+            None,
+        ))];
+        for attempt in 1..=3u32 {
+            let mut failed = Vec::new();
+            for routing in routes.drain(..) {
+                let all_nodes = matches!(routing, RoutingInfo::MultiNode(_));
+                let sent = tokio::time::timeout(
+                    self.auth_timeout,
+                    conn.route_command(auth_cmd(credentials), routing.clone()),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(Value::Map(replies))) => {
+                        for (node, reply) in replies {
+                            let node = match node {
+                                Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                                other => format!("{other:?}"),
+                            };
+                            if let Value::ServerError(error) = reply {
+                                self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
+                                if let Some(route) = mapping::route_to(&node) {
+                                    failed.push(route);
+                                }
+                            } else {
+                                self.reauths.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Ok(Ok(_)) => {
+                        self.reauths.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(error)) => {
+                        self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(attempt, error = %error, "re-AUTH failed");
+                        failed.push(routing);
+                    }
+                    Err(_) => {
+                        self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(attempt, all_nodes, "re-AUTH timed out");
+                        failed.push(routing);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                tracing::debug!(
+                    generation = credentials.generation,
+                    "nodes re-authenticated"
+                );
+                return true;
+            }
+            routes = failed;
+            tokio::time::sleep(Duration::from_millis(50) * attempt).await;
+        }
+        false
+    }
+
+    /// Rebuilds the cluster connection with the current token and every announced address
+    /// mapped.
+    async fn rebuild(&self) -> RedisResult<()> {
+        let credentials = self.provider.current();
+        let announced = match self.template.discover(&credentials).await {
+            Ok(announced) => announced,
+            Err(error) => {
+                tracing::warn!(error = %error, "cluster discovery failed; rebuilding with the addresses known");
+                Vec::new()
+            }
+        };
+        let conn = self.template.open(&announced, &self.provider).await?;
+        self.replace(conn);
+        tracing::info!(
+            mapped_nodes = self.template.mapper.mapped_nodes(),
+            "cluster connection rebuilt"
+        );
+        Ok(())
+    }
+}
+
+fn auth_cmd(credentials: &Credentials) -> Cmd {
+    let mut cmd = redis::cmd("AUTH");
+    if let Some(user) = &credentials.username {
+        cmd.arg(user);
+    }
+    cmd.arg(credentials.password.expose_secret());
+    cmd
+}
+
+/// Re-AUTHs every node on each new token, and rebuilds the cluster connection when a node
+/// keeps refusing or an unmapped address shows up.
+async fn supervise(inner: Arc<Inner>) {
+    let mut tokens = inner.provider.subscribe();
+    let mut rebuild_wanted = false;
+    let mut failures = 0u32;
+    loop {
+        if rebuild_wanted {
+            match inner.rebuild().await {
+                Ok(()) => {
+                    rebuild_wanted = false;
+                    failures = 0;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let wait =
+                        RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
+                    tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "cluster rebuild failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = tokens.changed() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            changed = tokens.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let credentials = Arc::clone(&tokens.borrow_and_update());
+                if !inner.reauth_all(&credentials).await {
+                    tracing::warn!("a node keeps refusing the new token; rebuilding the cluster connection");
+                    rebuild_wanted = true;
+                }
+            }
+            () = inner.template.mapper.remap.notified() => {
+                // Let a burst of unmapped addresses (one per node) gather first.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                rebuild_wanted = true;
+            }
+        }
+    }
+}
+
+impl ConnectionLike for AzureRedisCluster {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        async move { self.connection().req_packed_command(cmd).await }.boxed()
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        async move {
+            self.connection()
+                .req_packed_commands(pipeline, offset, count)
+                .await
+        }
+        .boxed()
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<AzureRedisCluster>();
+        check::<ClusterBuilder>();
+        check::<AddressMapping>();
+    }
+
+    #[tokio::test]
+    async fn plaintext_to_azure_and_databases_other_than_0_are_refused() {
+        let mut amr = Endpoint::new("shop.westeurope.redis.azure.net");
+        amr.tls = false;
+        let err = AzureRedisCluster::builder(amr, Auth::SystemIdentity)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ConnectError::PlaintextRefused { .. }),
+            "{err}"
+        );
+        let mut db1 = Endpoint::new("localhost");
+        db1.database = 1;
+        let err = AzureRedisCluster::builder(db1, Auth::SystemIdentity)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("only database 0"), "{err}");
+    }
+}

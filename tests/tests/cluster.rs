@@ -1,0 +1,461 @@
+//! The cluster handle against a real Redis Cluster on loopback: three redis-server primaries in
+//! cluster mode, each behind a token-checking TLS gate of the emulator, with real
+//! azure_identity credentials and short-lived tokens.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use azure_redis_connect::cluster::{AddressMapping, AzureRedisCluster};
+use azure_redis_connect::redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use azure_redis_connect::redis::{self, AsyncCommands};
+use azure_redis_connect::token::RefreshPolicy;
+use azure_redis_connect::{Auth, Endpoint, ExposeSecret};
+use azure_redis_emulator::{Announce, CLUSTER_SLOTS, ClusterEmulator, Emulator};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
+}
+
+async fn cluster(announce: Announce, token_lifetime: Duration) -> ClusterEmulator {
+    ClusterEmulator::builder()
+        .emulator(Emulator::builder().token_lifetime(token_lifetime))
+        .announce(announce)
+        .start()
+        .await
+        .expect("the cluster starts (is redis-server installed?)")
+}
+
+/// The public endpoint: `localhost` on node 0's gate, as Azure's public host name.
+fn endpoint(cluster: &ClusterEmulator) -> Endpoint {
+    let mut endpoint = Endpoint::new("localhost");
+    endpoint.port = cluster.seed_addr().port();
+    endpoint
+}
+
+fn service_principal(cluster: &ClusterEmulator) -> Auth {
+    let (sp, secret) = cluster.identity().default_service_principal();
+    Auth::ServicePrincipal {
+        tenant_id: sp.tenant_id.clone(),
+        client_id: sp.client_id.clone(),
+        client_secret: secret.clone(),
+    }
+}
+
+fn fast_policy() -> RefreshPolicy {
+    RefreshPolicy {
+        initial_backoff: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..RefreshPolicy::default()
+    }
+}
+
+fn builder(cluster: &ClusterEmulator) -> azure_redis_connect::cluster::ClusterBuilder {
+    AzureRedisCluster::builder(endpoint(cluster), service_principal(cluster))
+        .root_certificate_pem(cluster.identity().ca_pem())
+        .authority_host(cluster.identity().token_endpoint_authority())
+        .refresh_policy(fast_policy())
+        .connect_timeout(Duration::from_secs(3))
+        .address_mapping(AddressMapping::public_host())
+}
+
+async fn connect(cluster: &ClusterEmulator) -> AzureRedisCluster {
+    builder(cluster)
+        .connect()
+        .await
+        .expect("connects to the cluster through the gates")
+}
+
+/// CRC16/XMODEM of the key's hash tag, as Redis Cluster assigns slots.
+fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
+        let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(bytes) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % CLUSTER_SLOTS
+}
+
+/// One key for each of the 16384 slots.
+fn key_per_slot() -> Vec<String> {
+    let mut keys = vec![String::new(); usize::from(CLUSTER_SLOTS)];
+    let mut missing = usize::from(CLUSTER_SLOTS);
+    let mut i = 0u64;
+    while missing > 0 {
+        let key = format!("k{i}");
+        let s = usize::from(slot(&key));
+        if keys[s].is_empty() {
+            keys[s] = key;
+            missing -= 1;
+        }
+        i += 1;
+    }
+    keys
+}
+
+#[test]
+fn slots_match_redis() {
+    assert_eq!(slot("foo"), 12182);
+    assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+    assert_eq!(slot("123456789"), 0x31C3 % CLUSTER_SLOTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_in_every_slot_are_written_and_read() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::Gates, Duration::from_secs(60)).await;
+        let redis = connect(&cluster).await;
+        let keys = Arc::new(key_per_slot());
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (mut redis, keys) = (redis.clone(), Arc::clone(&keys));
+                tokio::spawn(async move {
+                    for key in keys.iter().skip(w).step_by(8) {
+                        let () = redis.set(key, key).await.expect("SET");
+                    }
+                    for key in keys.iter().skip(w).step_by(8) {
+                        let value: String = redis.get(key).await.expect("GET");
+                        assert_eq!(&value, key);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+        let mut redis = redis;
+        let total: i64 = redis::cmd("DBSIZE")
+            .query_async(&mut redis)
+            .await
+            .expect("DBSIZE summed over the primaries");
+        assert_eq!(total, i64::from(CLUSTER_SLOTS));
+        for (node, addr) in cluster.gate_addrs().into_iter().enumerate() {
+            let c = cluster.node_counters(node).expect("node");
+            assert!(c.auth_accepted >= 1, "node {node} at {addr}: {c:?}");
+        }
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_after_a_slot_migration_is_followed() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(60)).await;
+        let mut redis = connect(&cluster).await;
+        let () = redis.set("foo", "before").await.expect("SET");
+        let from = cluster.owner_of(slot("foo")).await.expect("owner");
+        let to = (from + 1) % 3;
+        cluster
+            .migrate_slot(slot("foo"), to)
+            .await
+            .expect("migrates");
+        assert_eq!(cluster.owner_of(slot("foo")).await.expect("owner"), to);
+        let value: String = redis.get("foo").await.expect("GET follows MOVED");
+        assert_eq!(value, "before");
+        let () = redis
+            .set("foo", "after")
+            .await
+            .expect("SET on the new owner");
+        let value: String = redis.get("foo").await.expect("GET");
+        assert_eq!(value, "after");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_is_reconnected_with_the_current_token() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
+        let mut redis = connect(&cluster).await;
+        let keys = key_per_slot();
+        let on_node_1: Vec<&String> = {
+            let mut v = Vec::new();
+            for key in keys.iter().step_by(97) {
+                if cluster.owner_of(slot(key)).await.expect("owner") == 1 {
+                    v.push(key);
+                }
+                if v.len() == 5 {
+                    break;
+                }
+            }
+            v
+        };
+        assert!(!on_node_1.is_empty());
+        // Let a few tokens go by, so that the first one has expired.
+        let mut generations = redis.token_provider().subscribe();
+        while generations.borrow_and_update().generation < 3 {
+            generations.changed().await.expect("refreshes");
+        }
+        let accepted_before = cluster.node_counters(1).expect("node").auth_accepted;
+        cluster.restart_node(1).await.expect("restarts");
+        let started = Instant::now();
+        for key in &on_node_1 {
+            loop {
+                match redis.set::<_, _, ()>(*key, "v").await {
+                    Ok(()) => break,
+                    Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                        tracing::warn!(error = %e, "SET after the restart");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("the restarted node stays unreachable: {e}"),
+                }
+            }
+            let value: String = redis.get(*key).await.expect("GET");
+            assert_eq!(value, "v");
+        }
+        let c = cluster.node_counters(1).expect("node");
+        assert!(c.auth_accepted > accepted_before, "{c:?}");
+        assert_eq!(
+            c.auth_rejected, 0,
+            "the new connection used the current token: {c:?}"
+        );
+        assert!(redis.status().is_healthy());
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_connection_stays_open_through_refreshes_under_load() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
+        let redis = connect(&cluster).await;
+        let keys = Arc::new(key_per_slot());
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..6)
+            .map(|w| {
+                let mut redis = redis.clone();
+                let (keys, ok, failed, stop) = (
+                    Arc::clone(&keys),
+                    Arc::clone(&ok),
+                    Arc::clone(&failed),
+                    Arc::clone(&stop),
+                );
+                tokio::spawn(async move {
+                    let mut i = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        let key = &keys[i % keys.len()];
+                        match redis.incr::<_, _, i64>(key, 1).await {
+                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "INCR failed");
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                        i += 97;
+                    }
+                })
+            })
+            .collect();
+        // Every node serves some of the load before the connections are counted.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let accepted: Vec<u64> = (0..3)
+            .map(|n| cluster.node_counters(n).expect("node").connections_accepted)
+            .collect();
+        let first = redis.token_provider().current().generation;
+        let mut generations = redis.token_provider().subscribe();
+        while generations.borrow_and_update().generation < first + 5 {
+            generations.changed().await.expect("refreshes");
+        }
+        // One more token lifetime past the fifth refresh.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+        let status = redis.status();
+        let counters = cluster.counters();
+        assert_eq!(failed.load(Ordering::Relaxed), 0, "{status:?}");
+        assert!(ok.load(Ordering::Relaxed) > 100);
+        assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
+        assert_eq!(counters.auth_rejected, 0, "{counters:?}");
+        for (n, before) in accepted.into_iter().enumerate() {
+            let c = cluster.node_counters(n).expect("node");
+            assert_eq!(
+                c.connections_accepted, before,
+                "node {n} got no new connection: {c:?}"
+            );
+            assert!(
+                c.auth_accepted >= 6,
+                "node {n} re-authenticated on each refresh: {c:?}"
+            );
+        }
+        assert!(status.reauths >= 15, "{status:?}");
+        assert_eq!(status.reauth_failures, 0, "{status:?}");
+        assert_eq!(status.rebuilds, 0, "{status:?}");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_addresses_work_through_the_mapping_and_fail_clearly_without_it() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(60)).await;
+        let announced: HashSet<String> = cluster
+            .announced_addrs()
+            .into_iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect();
+
+        let err = builder(&cluster)
+            .address_mapping(AddressMapping::none())
+            .connect()
+            .await
+            .expect_err("internal names do not resolve");
+        let message = err.to_string();
+        assert!(
+            announced.iter().any(|a| message.contains(a.as_str())),
+            "names the address: {message}"
+        );
+        assert!(
+            message.contains("AddressMapping::public_host()"),
+            "{message}"
+        );
+        assert!(!message.contains(cluster.identity().access_key().expose_secret()));
+
+        let mut redis = connect(&cluster).await;
+        assert_eq!(redis.status().mapped_nodes, 3);
+        for key in key_per_slot().iter().step_by(509) {
+            let () = redis.set(key, "mapped").await.expect("SET");
+            let value: String = redis.get(key).await.expect("GET");
+            assert_eq!(value, "mapped");
+        }
+        let pings = redis
+            .route_command(
+                redis::cmd("PING"),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+            )
+            .await
+            .expect("PING every primary");
+        let redis::Value::Map(replies) = pings else {
+            panic!("one reply per node: {pings:?}");
+        };
+        let mut nodes: Vec<String> = replies
+            .into_iter()
+            .map(|(node, reply)| {
+                assert_eq!(reply, redis::Value::SimpleString("PONG".into()));
+                match node {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => panic!("a node address: {other:?}"),
+                }
+            })
+            .collect();
+        nodes.sort();
+        let mut expected: Vec<String> = announced.into_iter().collect();
+        expected.sort();
+        assert_eq!(nodes, expected, "routed by the announced addresses");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+/// Throughput of the handle against redis-rs's own cluster client with the access key as a
+/// static password, both through the same TLS gates, in one run. Run with
+/// `cargo test --release -p azure-redis-connect-tests --test cluster -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; prints the ratio"]
+async fn throughput_against_raw_redis_rs_cluster() {
+    init();
+    let cluster = cluster(Announce::Gates, Duration::from_secs(3600)).await;
+    let handle = connect(&cluster).await;
+    let raw = redis::cluster::ClusterClient::builder(vec![format!(
+        "rediss://127.0.0.1:{}",
+        cluster.seed_addr().port()
+    )])
+    .password(cluster.identity().access_key().expose_secret())
+    .certs(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(cluster.identity().ca_pem().as_bytes().to_vec()),
+    })
+    .build()
+    .expect("raw client")
+    .get_async_connection()
+    .await
+    .expect("raw connection");
+    let keys = Arc::new(key_per_slot());
+
+    async fn run<C>(conn: C, keys: Arc<Vec<String>>, duration: Duration) -> u64
+    where
+        C: redis::aio::ConnectionLike + Clone + Send + 'static,
+    {
+        let count = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + duration;
+        let workers: Vec<_> = (0..32)
+            .map(|w| {
+                let (mut conn, keys, count) = (conn.clone(), Arc::clone(&keys), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let mut i = w * 511;
+                    while Instant::now() < deadline {
+                        let key = &keys[i % keys.len()];
+                        let () = redis::cmd("SET")
+                            .arg(key)
+                            .arg("value")
+                            .query_async(&mut conn)
+                            .await
+                            .expect("SET");
+                        let _: String = redis::cmd("GET")
+                            .arg(key)
+                            .query_async(&mut conn)
+                            .await
+                            .expect("GET");
+                        count.fetch_add(2, Ordering::Relaxed);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        count.load(Ordering::Relaxed)
+    }
+
+    let duration = Duration::from_secs(5);
+    let mut ratios = Vec::new();
+    for round in 0..3 {
+        let raw_ops = run(raw.clone(), Arc::clone(&keys), duration).await;
+        let handle_ops = run(handle.clone(), Arc::clone(&keys), duration).await;
+        let ratio = handle_ops as f64 / raw_ops as f64;
+        println!(
+            "round {round}: raw redis-rs cluster {:.0} ops/s, AzureRedisCluster {:.0} ops/s, ratio {ratio:.3}",
+            raw_ops as f64 / duration.as_secs_f64(),
+            handle_ops as f64 / duration.as_secs_f64(),
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("median ratio {:.3}", ratios[1]);
+    cluster.shutdown().await;
+}
