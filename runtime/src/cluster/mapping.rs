@@ -363,7 +363,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(resolve("127.0.0.1", 1).await.unwrap().len(), 1);
-        assert_eq!(route_to("[::1]:7000").is_some(), true);
+        assert!(route_to("[::1]:7000").is_some());
         assert!(route_to("nonsense").is_none());
     }
 }
