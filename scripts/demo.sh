@@ -160,7 +160,7 @@ show_health
 echo "==> results"
 code=$(curl -s --max-time 10 -o "$body" -w '%{http_code}' "$URL/counter/demo" 2>/dev/null) || true
 counter=$(json_field value <"$body" 2>/dev/null || true)
-refreshes=$(grep -c 'token refreshed' "$LOGS/service.log" || true)
+refreshes=$(grep -c 'token refreshed; re-authenticating' "$LOGS/service.log" || true)
 reauths=$(grep -c 're-authenticated' "$LOGS/service.log" || true)
 expired_closes=$(grep -c 'connection closed by the server' "$LOGS/service.log" || true)
 echo "    requests:         $ok ok, $failed failed"

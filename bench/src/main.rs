@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use azure_redis_connect::redis::aio::{ConnectionLike, MultiplexedConnection};
 use azure_redis_connect::redis::{self, AsyncCommands};
 use azure_redis_connect::token::{AccessToken, RefreshPolicy, TokenError, TokenSource};
-use azure_redis_connect::{AzureRedis, AzureRedisConfig, Auth, Endpoint, SecretString};
+use azure_redis_connect::{Auth, AzureRedis, AzureRedisConfig, Endpoint, SecretString};
 use azure_redis_emulator::{AuthKind, Emulator};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -95,7 +95,13 @@ impl Op {
 }
 
 /// Runs `inflight` workers issuing `op` for `seconds`; returns commands per second.
-async fn throughput<C>(conn: &C, op: Op, size: usize, inflight: usize, seconds: f64) -> Result<f64, Error>
+async fn throughput<C>(
+    conn: &C,
+    op: Op,
+    size: usize,
+    inflight: usize,
+    seconds: f64,
+) -> Result<f64, Error>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
@@ -104,7 +110,8 @@ where
     let value = Arc::new(vec![b'x'; size]);
     let mut workers = Vec::with_capacity(inflight);
     for w in 0..inflight {
-        let (mut conn, stop, count, value) = (conn.clone(), stop.clone(), count.clone(), value.clone());
+        let (mut conn, stop, count, value) =
+            (conn.clone(), stop.clone(), count.clone(), value.clone());
         workers.push(tokio::spawn(async move {
             let key = format!("bench:{size}:{w}");
             let () = conn.set(&key, value.as_slice()).await?;
@@ -157,9 +164,29 @@ async fn redis_benchmark(port: u16, op: Op, size: usize, clients: usize) -> Opti
         _ => 200_000,
     };
     let out = tokio::process::Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--user", RAW_USER, "-a", RAW_PASSWORD])
-        .args(["-t", &op.name().to_ascii_lowercase(), "-d", &size.to_string()])
-        .args(["-c", &clients.to_string(), "-n", &requests.to_string(), "--csv"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--user",
+            RAW_USER,
+            "-a",
+            RAW_PASSWORD,
+        ])
+        .args([
+            "-t",
+            &op.name().to_ascii_lowercase(),
+            "-d",
+            &size.to_string(),
+        ])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &requests.to_string(),
+            "--csv",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -175,7 +202,11 @@ async fn redis_benchmark(port: u16, op: Op, size: usize, clients: usize) -> Opti
 }
 
 /// Records the latency of every command of `workers` workers for `seconds`.
-async fn latencies(redis: &AzureRedis, workers: usize, seconds: f64) -> Result<(Vec<u32>, u64), Error> {
+async fn latencies(
+    redis: &AzureRedis,
+    workers: usize,
+    seconds: f64,
+) -> Result<(Vec<u32>, u64), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -224,20 +255,33 @@ struct RedisServer {
 
 impl RedisServer {
     async fn start(users: &[(&str, &str)]) -> Result<RedisServer, Error> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let mut cmd = tokio::process::Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true);
         for (user, password) in users {
-            cmd.args(["--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"]);
+            cmd.args([
+                "--user",
+                user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "&*",
+                "+@all",
+            ]);
         }
         let child = cmd.spawn()?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(RedisServer { addr, _child: child });
+                return Ok(RedisServer {
+                    addr,
+                    _child: child,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -279,7 +323,9 @@ async fn gate_handle(emu: &Emulator, policy: RefreshPolicy) -> Result<AzureRedis
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args = args()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!("# azure-redis-connect benchmarks");
     println!(
         "machine: {cores} cores; {}; {}; {} runs of {} s per cell (median)",
@@ -297,7 +343,8 @@ async fn main() -> Result<(), Error> {
     // identity's oid as ACL user with a token as its password.
     let oid = emu.system_identity();
     let minted = emu.mint_token(&oid, Duration::from_secs(3600));
-    let server = RedisServer::start(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())]).await?;
+    let server =
+        RedisServer::start(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())]).await?;
     let direct = server.addr;
     let raw_client = redis::Client::open(format!("redis://{RAW_USER}:{RAW_PASSWORD}@{direct}/"))?;
     let raw: MultiplexedConnection = raw_client.get_multiplexed_async_connection().await?;
@@ -315,7 +362,9 @@ async fn main() -> Result<(), Error> {
         .await?;
 
     println!("\n## 1. Throughput (commands/s), direct to redis-server on loopback\n");
-    println!("| op | value | in flight | raw redis-rs | ours | ours / raw | redis-benchmark -c N |");
+    println!(
+        "| op | value | in flight | raw redis-rs | ours | ours / raw | redis-benchmark -c N |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut worst: f64 = f64::INFINITY;
     for op in [Op::Get, Op::Set] {
@@ -390,7 +439,10 @@ async fn main() -> Result<(), Error> {
         cold.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(pong, "PONG");
     }
-    println!("median of 10: {:.1} ms (config, first token from the identity endpoint, TLS, AUTH, PING)", median(cold));
+    println!(
+        "median of 10: {:.1} ms (config, first token from the identity endpoint, TLS, AUTH, PING)",
+        median(cold)
+    );
 
     println!("\n## 4. Memory (resident set)\n");
     let before = rss_kib();
@@ -401,7 +453,8 @@ async fn main() -> Result<(), Error> {
             let (mut redis, stop) = (one.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let _: redis::RedisResult<Option<String>> = redis.get(format!("user:{u}")).await;
+                    let _: redis::RedisResult<Option<String>> =
+                        redis.get(format!("user:{u}")).await;
                 }
             })
         })

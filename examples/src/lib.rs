@@ -271,11 +271,10 @@ pub mod support {
     use tokio::task::JoinHandle;
 
     /// Logs to standard output with `tracing-subscriber`'s fmt layer; `RUST_LOG` overrides the
-    /// default filter, which shows the service's events and the runtime's re-AUTHs.
+    /// default filter (`info`), which shows the service's events and the runtime's refreshes and re-AUTHs.
     pub fn init_tracing() {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,azure_redis_connect::conn=debug")
-        });
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(std::io::stdout().is_terminal())

@@ -119,9 +119,9 @@
 //! }                          // error: `service_principal` needs `tenant_id: String`
 //! ```
 
+pub mod cluster;
 pub mod config;
 pub mod conn;
-pub mod cluster;
 pub mod token;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 pub mod web;

@@ -459,3 +459,84 @@ async fn throughput_against_raw_redis_rs_cluster() {
     println!("median ratio {:.3}", ratios[1]);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refusing_a_reauth_is_retried_without_losing_its_connection() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(4)).await;
+        let mut redis = connect(&cluster).await;
+        let mut generations = redis.token_provider().subscribe();
+        while generations.borrow_and_update().generation < 3 {
+            generations.changed().await.expect("refreshes");
+        }
+        let accepted = cluster.node_counters(1).expect("node").connections_accepted;
+        // The next two AUTHs node 1 sees (the next refresh's round) are refused.
+        cluster.node_faults(1).expect("node").reject_next_auths(2);
+        while generations.borrow_and_update().generation < 5 {
+            generations.changed().await.expect("refreshes");
+        }
+        for key in key_per_slot().iter().step_by(331) {
+            let () = redis.set(key, "x").await.expect("SET");
+        }
+        let status = redis.status();
+        let c = cluster.node_counters(1).expect("node");
+        assert_eq!(c.auth_rejected, 2, "{c:?}");
+        assert_eq!(status.reauth_failures, 2, "{status:?}");
+        assert_eq!(status.rebuilds, 0, "{status:?}");
+        assert_eq!(
+            c.connections_accepted, accepted,
+            "no new connection to node 1: {c:?}"
+        );
+        assert_eq!(cluster.counters().closed_at_expiry, 0);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+/// What redis-rs's cluster client does on its own with a token as a static password: the
+/// gates close every node connection when the token expires, and reconnecting with the same
+/// token fails. (The handle exists for this.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rs_alone_loses_its_node_connections_when_the_token_expires() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::Gates, Duration::from_secs(60)).await;
+        let emu = cluster.identity();
+        let token = emu.mint_token(&emu.system_identity(), Duration::from_secs(2));
+        let mut raw = redis::cluster::ClusterClient::builder(vec![format!(
+            "rediss://127.0.0.1:{}",
+            cluster.seed_addr().port()
+        )])
+        .username(&token.oid)
+        .password(token.secret())
+        .retries(2)
+        .certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(emu.ca_pem().as_bytes().to_vec()),
+        })
+        .build()
+        .expect("raw client")
+        .get_async_connection()
+        .await
+        .expect("raw connection");
+        let keys = key_per_slot();
+        for key in keys.iter().step_by(1021) {
+            let () = raw.set(key, "x").await.expect("SET before expiry");
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut failed = 0;
+        for key in keys.iter().step_by(1021) {
+            if raw.set::<_, _, ()>(key, "x").await.is_err() {
+                failed += 1;
+            }
+        }
+        let c = cluster.counters();
+        assert!(c.closed_at_expiry >= 3, "{c:?}");
+        assert!(failed > 0, "commands fail after expiry");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}

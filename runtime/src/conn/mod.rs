@@ -537,7 +537,7 @@ impl Inner {
             match sent {
                 Ok(Ok(())) => {
                     self.reauths.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
+                    tracing::info!(
                         connection = live.id,
                         generation = credentials.generation,
                         "re-authenticated"

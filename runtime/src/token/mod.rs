@@ -341,7 +341,7 @@ async fn refresh_loop(
                 wait = lifetime
                     .map(|l| policy.refresh_after(l))
                     .unwrap_or_default();
-                tracing::debug!(
+                tracing::info!(
                     generation,
                     expires_in_ms = lifetime.map(|l| l.as_millis() as u64),
                     "token refreshed"
