@@ -430,6 +430,15 @@ impl ClusterEmulator {
         }
     }
 
+    /// Fault injection on node `i`'s gate alone (refused AUTHs, dropped connections, stalls;
+    /// prefer [`ClusterEmulator::restart_node`] to [`Faults::restart_redis`](crate::Faults::restart_redis),
+    /// as it waits for the cluster to be stable again).
+    pub fn node_faults(&self, i: usize) -> Option<crate::Faults> {
+        self.nodes.get(i).map(|n| crate::Faults {
+            shared: n.shared.clone(),
+        })
+    }
+
     /// Counters of node `i`'s gate.
     pub fn node_counters(&self, i: usize) -> Option<Counters> {
         self.nodes.get(i).map(|n| n.shared.counters.snapshot())

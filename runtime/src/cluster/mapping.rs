@@ -284,19 +284,6 @@ pub(crate) fn announced_nodes(
     out
 }
 
-/// Routing of a command to one node by its announced address.
-pub(crate) fn route_to(addr: &str) -> Option<redis::cluster_routing::RoutingInfo> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Some(redis::cluster_routing::RoutingInfo::SingleNode(
-        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,7 +350,5 @@ mod tests {
             "{err}"
         );
         assert_eq!(resolve("127.0.0.1", 1).await.unwrap().len(), 1);
-        assert!(route_to("[::1]:7000").is_some());
-        assert!(route_to("nonsense").is_none());
     }
 }

@@ -566,64 +566,59 @@ impl Inner {
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Re-AUTHs every node connection with `credentials`; retries the nodes that failed.
-    /// Returns whether every node accepted.
+    /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
+    /// refuses or does not answer. Returns whether every node accepted.
+    ///
+    /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
+    /// routed to a single node by replacing that node's connection, whereas a multi-node route
+    /// hands each node's reply back as it is.
     async fn reauth_all(&self, credentials: &Credentials) -> bool {
         let mut conn = self.current();
-        let mut routes = vec![RoutingInfo::MultiNode((
-            MultipleNodeRoutingInfo::AllNodes,
-            None,
-        ))];
+        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
         for attempt in 1..=3u32 {
-            let mut failed = Vec::new();
-            for routing in routes.drain(..) {
-                let all_nodes = matches!(routing, RoutingInfo::MultiNode(_));
-                let sent = tokio::time::timeout(
-                    self.auth_timeout,
-                    conn.route_command(auth_cmd(credentials), routing.clone()),
-                )
-                .await;
-                match sent {
-                    Ok(Ok(Value::Map(replies))) => {
-                        for (node, reply) in replies {
+            let sent = tokio::time::timeout(
+                self.auth_timeout,
+                conn.route_command(auth_cmd(credentials), all_nodes.clone()),
+            )
+            .await;
+            let mut failed = false;
+            match sent {
+                Ok(Ok(Value::Map(replies))) => {
+                    for (node, reply) in replies {
+                        if let Value::ServerError(error) = reply {
                             let node = match node {
                                 Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
                                 other => format!("{other:?}"),
                             };
-                            if let Value::ServerError(error) = reply {
-                                self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
-                                if let Some(route) = mapping::route_to(&node) {
-                                    failed.push(route);
-                                }
-                            } else {
-                                self.reauths.fetch_add(1, Ordering::Relaxed);
-                            }
+                            self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
+                            failed = true;
+                        } else {
+                            self.reauths.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Ok(Ok(_)) => {
-                        self.reauths.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Err(error)) => {
-                        self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(attempt, error = %error, "re-AUTH failed");
-                        failed.push(routing);
-                    }
-                    Err(_) => {
-                        self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(attempt, all_nodes, "re-AUTH timed out");
-                        failed.push(routing);
-                    }
+                }
+                Ok(Ok(_)) => {
+                    self.reauths.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(error)) => {
+                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(attempt, error = %error, "re-AUTH failed");
+                    failed = true;
+                }
+                Err(_) => {
+                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(attempt, "re-AUTH timed out");
+                    failed = true;
                 }
             }
-            if failed.is_empty() {
+            if !failed {
                 tracing::debug!(
                     generation = credentials.generation,
                     "nodes re-authenticated"
                 );
                 return true;
             }
-            routes = failed;
             tokio::time::sleep(Duration::from_millis(50) * attempt).await;
         }
         false
