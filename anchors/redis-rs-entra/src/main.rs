@@ -58,6 +58,24 @@ enum Cmd {
     HotLoop(HotLoopArgs),
     /// From nothing to the first PONG over TLS (credential, provider, first token, TLS, AUTH).
     ColdStart(ColdStartArgs),
+    /// GET/SET throughput of a connection authenticated by the provider against one with a
+    /// static ACL password, on a redis-server of its own (no gate): the same cells as the
+    /// workspace benchmark, printed as `CELL <op> <bytes> <in flight> raw=<cmd/s> entra=<cmd/s>`.
+    Throughput(ThroughputArgs),
+}
+
+#[derive(Args)]
+struct ThroughputArgs {
+    /// Token lifetime the emulator mints, in seconds (over 240 s, so that redis-rs does not
+    /// refresh in a loop).
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: u64,
+    /// Runs per cell (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -158,6 +176,7 @@ impl Cli {
             Cmd::OutagePastExpiry(a) | Cmd::OutageBeforeExpiry(a) => a.token_lifetime,
             Cmd::HotLoop(a) => a.token_lifetime,
             Cmd::ColdStart(a) => a.token_lifetime,
+            Cmd::Throughput(a) => a.token_lifetime,
         }
     }
 }
@@ -1085,6 +1104,7 @@ async fn run(cli: &Cli, emu: &Emulator) -> Result<(), BoxError> {
         Cmd::OutageBeforeExpiry(a) => outage(emu, a, false).await,
         Cmd::HotLoop(a) => hot_loop(emu, a).await,
         Cmd::ColdStart(a) => cold_start(emu, a).await,
+        Cmd::Throughput(a) => throughput(a).await,
     }
 }
 
@@ -1150,4 +1170,129 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+
+const RAW_USER: &str = "bench";
+const RAW_PASSWORD: &str = "bench-static-password";
+
+/// A redis-server on a free loopback port with the given ACL users, killed on drop.
+struct OwnRedis {
+    port: u16,
+    _child: tokio::process::Child,
+}
+
+async fn own_redis(users: &[(&str, &str)]) -> Result<OwnRedis, BoxError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut cmd = tokio::process::Command::new("redis-server");
+    cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (user, password) in users {
+        cmd.args(["--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"]);
+    }
+    let child = cmd.spawn()?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(OwnRedis { port, _child: child });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("redis-server did not start".into())
+}
+
+async fn cell<C>(conn: &C, get: bool, size: usize, inflight: usize, seconds: f64) -> Result<f64, BoxError>
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    use redis::AsyncCommands;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..inflight {
+        let (mut conn, stop, count) = (conn.clone(), stop.clone(), count.clone());
+        let value = vec![b'x'; size];
+        workers.push(tokio::spawn(async move {
+            let key = format!("bench:{size}:{w}");
+            let () = conn.set(&key, value.as_slice()).await?;
+            while !stop.load(Ordering::Relaxed) {
+                if get {
+                    let _: Vec<u8> = conn.get(&key).await?;
+                } else {
+                    let () = conn.set(&key, value.as_slice()).await?;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), redis::RedisError>(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let done = count.load(Ordering::Relaxed) - start;
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await??;
+    }
+    Ok(done as f64 / elapsed)
+}
+
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+async fn throughput(a: &ThroughputArgs) -> Result<(), BoxError> {
+    let stats = Arc::new(CredStats::default());
+    let cred = credential(CoreRetry::Default, &stats)?;
+    // ManagedIdentityCredential caches its token, so the provider below gets this same one:
+    // the ACL user's password.
+    let token = cred.get_token(&[REDIS_SCOPE_DEFAULT], None).await?;
+    let jwt = token.token.secret().to_owned();
+    let payload = jwt.split('.').nth(1).ok_or("not a JWT")?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
+    )?;
+    let oid = claims["oid"].as_str().ok_or("no oid")?.to_owned();
+    let server = own_redis(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), jwt.as_str())]).await?;
+
+    let raw = Client::open(format!("redis://{RAW_USER}:{RAW_PASSWORD}@127.0.0.1:{}/", server.port))?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut p = EntraIdCredentialsProvider::new_with_credential(cred, vec![REDIS_SCOPE_DEFAULT.to_string()])?;
+    p.start(RetryConfig::default());
+    let cfg = AsyncConnectionConfig::new().set_credentials_provider(p.clone());
+    let entra = Client::open(format!("redis://127.0.0.1:{}/", server.port))?
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await?;
+
+    for get in [true, false] {
+        for size in [64usize, 1024] {
+            for inflight in [1usize, 16, 256] {
+                let (mut raws, mut entras) = (Vec::new(), Vec::new());
+                for run in 0..a.runs {
+                    if run % 2 == 0 {
+                        raws.push(cell(&raw, get, size, inflight, a.seconds).await?);
+                        entras.push(cell(&entra, get, size, inflight, a.seconds).await?);
+                    } else {
+                        entras.push(cell(&entra, get, size, inflight, a.seconds).await?);
+                        raws.push(cell(&raw, get, size, inflight, a.seconds).await?);
+                    }
+                }
+                println!(
+                    "CELL {} {size} {inflight} raw={:.1} entra={:.1}",
+                    if get { "GET" } else { "SET" },
+                    median_of(raws),
+                    median_of(entras)
+                );
+            }
+        }
+    }
+    Ok(())
 }
