@@ -102,14 +102,33 @@ impl Op {
     }
 }
 
-/// Runs `inflight` workers issuing `op` for `seconds`; returns commands per second.
+/// CPU time (user + system) this process has used, in seconds (clock-tick resolution).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `inflight` workers issuing `op` for `seconds`; returns commands per second and the
+/// client's CPU time per command in microseconds (redis-server runs in its own process).
 async fn throughput<C>(
     conn: &C,
     op: Op,
     size: usize,
     inflight: usize,
     seconds: f64,
-) -> Result<f64, Error>
+) -> Result<(f64, f64), Error>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
@@ -141,14 +160,16 @@ where
     tokio::time::sleep(Duration::from_millis(100)).await;
     let start_count = count.load(Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     let done = count.load(Ordering::Relaxed) - start_count;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await??;
     }
-    Ok(done as f64 / elapsed)
+    Ok((done as f64 / elapsed, cpu * 1e6 / done.max(1) as f64))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -446,15 +467,23 @@ async fn main() -> Result<(), Error> {
         for size in [64usize, 1024] {
             for inflight in [1usize, 16, 256] {
                 let (mut raw_runs, mut our_runs) = (Vec::new(), Vec::new());
+                let (mut raw_cpu, mut our_cpu) = (Vec::new(), Vec::new());
                 for run in 0..args.runs {
                     // Alternate the order so that drift does not favour one side.
-                    if run % 2 == 0 {
-                        raw_runs.push(throughput(&raw, op, size, inflight, args.seconds).await?);
-                        our_runs.push(throughput(&ours, op, size, inflight, args.seconds).await?);
+                    let (r, o) = if run % 2 == 0 {
+                        let r = throughput(&raw, op, size, inflight, args.seconds).await?;
+                        (
+                            r,
+                            throughput(&ours, op, size, inflight, args.seconds).await?,
+                        )
                     } else {
-                        our_runs.push(throughput(&ours, op, size, inflight, args.seconds).await?);
-                        raw_runs.push(throughput(&raw, op, size, inflight, args.seconds).await?);
-                    }
+                        let o = throughput(&ours, op, size, inflight, args.seconds).await?;
+                        (throughput(&raw, op, size, inflight, args.seconds).await?, o)
+                    };
+                    raw_runs.push(r.0);
+                    raw_cpu.push(r.1);
+                    our_runs.push(o.0);
+                    our_cpu.push(o.1);
                 }
                 // Each run pairs a raw and an ours measurement taken back to back; the median of
                 // those ratios is steadier on a small machine than the ratio of medians.
@@ -466,7 +495,10 @@ async fn main() -> Result<(), Error> {
                     "    {} {size} B x{inflight}: raw {raw_median:.0}, ours {our_median:.0}",
                     op.name()
                 );
-                cells.push((op, size, inflight, raw_median, our_median, ratio, ceiling));
+                let cpu = (median(raw_cpu), median(our_cpu));
+                cells.push((
+                    op, size, inflight, raw_median, our_median, ratio, cpu, ceiling,
+                ));
             }
         }
     }
@@ -476,10 +508,10 @@ async fn main() -> Result<(), Error> {
     };
     println!("\n## 1. Throughput (commands/s), direct to redis-server on loopback\n");
     println!(
-        "| op | value | in flight | raw redis-rs | ours | ours / raw | entra-id: raw | entra-id | entra-id / raw | redis-benchmark -c N |"
+        "| op | value | in flight | raw redis-rs | ours | ours / raw | entra-id: raw | entra-id | entra-id / raw | redis-benchmark -c 1 -P N | client CPU µs/cmd raw / ours |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (op, size, inflight, raw_median, our_median, ratio, ceiling) in &cells {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (op, size, inflight, raw_median, our_median, ratio, (raw_cpu, our_cpu), ceiling) in &cells {
         let other = anchor
             .iter()
             .find(|(o, s, i, _, _)| o == op.name() && s == size && i == inflight)
@@ -489,7 +521,7 @@ async fn main() -> Result<(), Error> {
             .map(|v| format!("{v:.0}"))
             .unwrap_or_else(|| "n/a".into());
         println!(
-            "| {} | {size} B | {inflight} | {raw_median:.0} | {our_median:.0} | {ratio:.3} | {other} | {ceiling} |",
+            "| {} | {size} B | {inflight} | {raw_median:.0} | {our_median:.0} | {ratio:.3} | {other} | {ceiling} | {raw_cpu:.2} / {our_cpu:.2} |",
             op.name(),
         );
     }
