@@ -435,10 +435,23 @@ async fn main() -> Result<(), Error> {
         args.seconds
     );
 
-    let emu = Emulator::builder()
-        .token_lifetime(Duration::from_secs(3600))
-        .start()
-        .await?;
+    // The emulator (the Azure side: token signing, the gate's signature checks) runs on threads
+    // of its own, so that its work never stalls the client's runtime, as on Azure.
+    let (emu, emu_runtime) = std::thread::spawn(|| -> Result<_, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("emulator")
+            .enable_all()
+            .build()?;
+        let emu = runtime.block_on(
+            Emulator::builder()
+                .token_lifetime(Duration::from_secs(3600))
+                .start(),
+        )?;
+        Ok((emu, runtime))
+    })
+    .join()
+    .map_err(|_| "the emulator thread panicked")??;
     // A redis-server of the benchmark's own: raw uses a static ACL password; ours the
     // identity's oid as ACL user with a token as its password.
     let oid = emu.system_identity();
@@ -646,5 +659,6 @@ async fn main() -> Result<(), Error> {
     drop(extra);
     drop(one);
     emu.shutdown().await;
+    emu_runtime.shutdown_background();
     Ok(())
 }
