@@ -14,6 +14,9 @@
 //! 3. Cold start: from variables to the first PONG over TLS through the gate.
 //! 4. Memory: resident memory with one handle and 100 concurrent users, and per extra handle.
 //!
+//! `bench count raw|ours N` issues N sequential SETs, for an instruction count under callgrind
+//! (see BENCHMARKS.md).
+//!
 //! Each cell is the median of `--runs` runs; ours and raw alternate within a run, and the ratio
 //! is the median of the ratios of the runs' back-to-back pairs.
 
@@ -392,6 +395,66 @@ async fn gate_handle(emu: &Emulator, policy: RefreshPolicy) -> Result<AzureRedis
 }
 
 const COLD_START_CHILD: &str = "cold-start-child";
+const COUNT: &str = "count";
+
+/// For an instruction count under `valgrind --tool=callgrind` (repeatable whatever else the
+/// machine does): `bench count raw|ours N` issues N sequential SETs through one client against a
+/// redis-server of its own, with no emulator in the process. Running it with two values of N
+/// and taking the difference gives the instructions of one command, setup excluded.
+async fn count(client: &str, n: u64) -> Result<(), Error> {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    // A token shaped like Entra ID's (the server only compares it as the ACL password).
+    let token = format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(r#"{"oid":"00000000-0000-0000-0000-0000000000aa","aud":"https://redis.azure.com"}"#),
+        b64("signature")
+    );
+    let server = RedisServer::start(&[
+        (RAW_USER, RAW_PASSWORD),
+        ("00000000-0000-0000-0000-0000000000aa", token.as_str()),
+    ])
+    .await?;
+    match client {
+        "raw" => {
+            let url = format!("redis://{RAW_USER}:{RAW_PASSWORD}@{}/", server.addr);
+            let conn = redis::Client::open(url)?
+                .get_multiplexed_async_connection()
+                .await?;
+            sequential_sets(conn, n).await
+        }
+        "ours" => {
+            let mut endpoint = Endpoint::new("127.0.0.1");
+            endpoint.port = server.addr.port();
+            endpoint.tls = false;
+            let expires_at = Some(SystemTime::now() + Duration::from_secs(3600));
+            let source = Minted(AccessToken {
+                token: SecretString::from(token),
+                expires_at,
+            });
+            let handle = AzureRedis::builder(endpoint, Auth::SystemIdentity)
+                .allow_plaintext()
+                .token_source(source)
+                .connect()
+                .await?;
+            sequential_sets(handle, n).await
+        }
+        other => Err(format!("count: expected raw or ours, not {other}").into()),
+    }
+}
+
+/// `n` SETs, one after another.
+async fn sequential_sets(mut conn: impl ConnectionLike, n: u64) -> Result<(), Error> {
+    for i in 0..n {
+        let () = redis::cmd("SET")
+            .arg("count:k")
+            .arg(i)
+            .query_async(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
 
 /// In a child process with Service Connector's variables: ten times from the environment to the
 /// first PONG; prints the median in milliseconds.
@@ -421,6 +484,15 @@ struct SystemIdentityCache {
 async fn main() -> Result<(), Error> {
     if std::env::args().nth(1).as_deref() == Some(COLD_START_CHILD) {
         return cold_start_child().await;
+    }
+    if std::env::args().nth(1).as_deref() == Some(COUNT) {
+        let client = std::env::args().nth(2).unwrap_or_default();
+        let n = std::env::args()
+            .nth(3)
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| "count: N")?;
+        return count(&client, n).await;
     }
     let args = args()?;
     let cores = std::thread::available_parallelism()
