@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 
 use crate::Auth;
 use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::conn::ConnectError;
+use crate::conn::{ConnectError, check_plaintext, start_provider};
 use crate::token::{self, Credentials, RefreshPolicy, TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
@@ -214,18 +214,7 @@ impl ClusterBuilder {
     /// connects to the nodes and authenticates. A node address that does not resolve is an
     /// error naming it.
     pub async fn connect(self) -> Result<AzureRedisCluster, ConnectError> {
-        if !self.endpoint.tls {
-            if self.endpoint.service() != Service::Other {
-                return Err(ConnectError::PlaintextRefused {
-                    host: self.endpoint.host.clone(),
-                });
-            }
-            if !self.allow_plaintext {
-                return Err(ConnectError::PlaintextNotAllowed {
-                    endpoint: self.endpoint.to_string(),
-                });
-            }
-        }
+        check_plaintext(&self.endpoint, self.allow_plaintext)?;
         let redis_error =
             |endpoint: String| move |source: RedisError| ConnectError::Redis { endpoint, source };
         if self.endpoint.database != 0 {
@@ -234,14 +223,18 @@ impl ClusterBuilder {
                 "Redis Cluster has only database 0",
             ))));
         }
-        token::install_crypto_provider();
         let options = token::CredentialOptions {
             extra_root_ca: self.root_ca_pem.clone(),
             authority_host: self.authority_host.clone(),
         };
-        let source = token::source_for(&self.auth, &options)?;
-        let provider =
-            TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
+        let provider = start_provider(
+            &self.auth,
+            &options,
+            None,
+            self.policy.clone(),
+            self.username.clone(),
+        )
+        .await?;
         let mapping = self
             .mapping
             .unwrap_or_else(|| match self.endpoint.service() {

@@ -219,32 +219,19 @@ impl Builder {
 
     /// Gets the first token, then connects and authenticates.
     pub async fn connect(self) -> Result<AzureRedis, ConnectError> {
-        if !self.endpoint.tls {
-            if self.endpoint.service() != Service::Other {
-                return Err(ConnectError::PlaintextRefused {
-                    host: self.endpoint.host.clone(),
-                });
-            }
-            if !self.allow_plaintext {
-                return Err(ConnectError::PlaintextNotAllowed {
-                    endpoint: self.endpoint.to_string(),
-                });
-            }
-        }
-        token::install_crypto_provider();
-        let source = match self.token_source {
-            Some(source) => source,
-            None => {
-                let options = token::CredentialOptions {
-                    extra_root_ca: self.root_ca_pem.clone(),
-                    authority_host: self.authority_host.clone(),
-                };
-                token::source_for(&self.auth, &options)?
-            }
+        check_plaintext(&self.endpoint, self.allow_plaintext)?;
+        let options = token::CredentialOptions {
+            extra_root_ca: self.root_ca_pem.clone(),
+            authority_host: self.authority_host.clone(),
         };
-        // The first token has a timeout of its own, before any TCP connect.
-        let provider =
-            TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?;
+        let provider = start_provider(
+            &self.auth,
+            &options,
+            self.token_source,
+            self.policy.clone(),
+            self.username.clone(),
+        )
+        .await?;
         let template = Template {
             endpoint: self.endpoint,
             root_ca_pem: self.root_ca_pem,
@@ -285,6 +272,44 @@ impl Builder {
             _task: Arc::new(TaskGuard(task)),
         })
     }
+}
+
+/// Refuses TLS off for Azure hosts, and elsewhere unless `allow_plaintext` is set.
+pub(crate) fn check_plaintext(
+    endpoint: &Endpoint,
+    allow_plaintext: bool,
+) -> Result<(), ConnectError> {
+    if endpoint.tls {
+        return Ok(());
+    }
+    if endpoint.service() != Service::Other {
+        return Err(ConnectError::PlaintextRefused {
+            host: endpoint.host.clone(),
+        });
+    }
+    if !allow_plaintext {
+        return Err(ConnectError::PlaintextNotAllowed {
+            endpoint: endpoint.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the token source for `auth` (unless one is given) and gets the first token, with a
+/// timeout of its own, before any TCP connect.
+pub(crate) async fn start_provider(
+    auth: &Auth,
+    options: &token::CredentialOptions,
+    custom: Option<Box<dyn token::TokenSource>>,
+    policy: RefreshPolicy,
+    username: Option<String>,
+) -> Result<TokenProvider, ConnectError> {
+    token::install_crypto_provider();
+    let source = match custom {
+        Some(source) => source,
+        None => token::source_for(auth, options)?,
+    };
+    Ok(TokenProvider::start(source, policy, username).await?)
 }
 
 /// What a new connection is built from.
