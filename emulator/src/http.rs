@@ -461,7 +461,9 @@ async fn entra_token(
 
     let lifetime = shared.token_lifetime();
     let (token, exp) = shared.mint(&oid, &tenant, Some(client_id), audience, lifetime);
-    let expires_in = (exp - jwt::now_unix() as i64).max(0);
+    // Whole seconds left, rounded down: a client computes its expiry as the time it receives
+    // the reply plus `expires_in`, which must never be later than `exp`, where the gate closes.
+    let expires_in = ((exp as f64 - jwt::now_unix()).floor() as i64).max(0);
     axum::Json(json!({
         "token_type": "Bearer",
         "expires_in": expires_in,

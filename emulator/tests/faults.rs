@@ -59,10 +59,7 @@ async fn managed_identity_endpoint_protocol_and_outages() {
             .expect("secs");
         let token = body["access_token"].as_str().expect("token");
         assert_eq!(oid_of(token), emu.system_identity());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs() as i64;
+        let now = unix_now() as i64;
         assert!(
             (now + 59..=now + 62).contains(&expires_on),
             "{expires_on} vs {now}"
@@ -184,11 +181,21 @@ async fn token_endpoint_outage() {
                 .body(body.clone())
                 .send()
         };
+        let sent = unix_now();
         let r = post().await.expect("request");
         assert_eq!(r.status(), 200);
         let v: serde_json::Value = r.json().await.expect("json");
         assert_eq!(v["token_type"], "Bearer");
-        assert!(v["expires_in"].as_i64().expect("expires_in") >= 59);
+        let expires_in = v["expires_in"].as_i64().expect("expires_in");
+        assert!(expires_in >= 59, "{expires_in}");
+        // A client's expiry (its clock plus `expires_in`) never passes the token's `exp`.
+        let exp = claims_of(v["access_token"].as_str().expect("token"))["exp"]
+            .as_i64()
+            .expect("exp claim");
+        assert!(
+            sent + expires_in as f64 <= exp as f64,
+            "sent at {sent}, expires_in {expires_in}, exp {exp}"
+        );
 
         emu.faults().identity_outage(
             IdentityEndpoint::TokenEndpoint,

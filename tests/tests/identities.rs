@@ -37,8 +37,9 @@ const CLEARED: &[&str] = &[
     "AZURE_REDIS_CONNECTIONSTRING",
 ];
 
-/// Runs the child with the emulator's variables for `kind`; returns its output if it passed.
-async fn run_child(emu: &Emulator, kind: AuthKind) -> String {
+/// Runs the child with the emulator's variables for `kind`; returns whether it passed, and its
+/// output.
+async fn run_child(emu: &Emulator, kind: AuthKind) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
@@ -57,11 +58,7 @@ async fn run_child(emu: &Emulator, kind: AuthKind) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child for {kind} failed:\n{text}"
-    );
-    text
+    (out.status.success() && text.contains("1 passed"), text)
 }
 
 /// The child: an application configured by its environment alone.
@@ -110,8 +107,12 @@ async fn child() {
 async fn check(kind: AuthKind) {
     tokio::time::timeout(Duration::from_secs(90), async {
         let emu = common::emulator(Duration::from_secs(3)).await;
-        run_child(&emu, kind).await;
+        let (passed, output) = run_child(&emu, kind).await;
         let counters = emu.counters();
+        assert!(
+            passed,
+            "child for {kind} failed; gate {counters:?}:\n{output}"
+        );
         assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
         assert!(counters.auth_accepted >= 1, "{counters:?}");
         emu.shutdown().await;

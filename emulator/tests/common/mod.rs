@@ -278,15 +278,30 @@ pub fn redis_client(emu: &Emulator, user: &str, password: &str) -> redis::Client
     .expect("redis client")
 }
 
-/// The `oid` claim of a JWT (payload parsed as JSON, never by substring).
-pub fn oid_of(jwt: &str) -> String {
+/// The claims of a JWT (payload parsed as JSON, never by substring).
+pub fn claims_of(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).expect("JWT payload");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .expect("base64url");
-    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON payload");
-    v["oid"].as_str().expect("oid claim").to_string()
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// The `oid` claim of a JWT.
+pub fn oid_of(jwt: &str) -> String {
+    claims_of(jwt)["oid"]
+        .as_str()
+        .expect("oid claim")
+        .to_string()
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
 }
 
 /// An HTTP client (reqwest, as azure_core uses) that trusts only the emulator's CA.
