@@ -453,6 +453,7 @@ impl ClusterEmulator {
             sum.auth_accepted += c.auth_accepted;
             sum.auth_rejected += c.auth_rejected;
             sum.closed_at_expiry += c.closed_at_expiry;
+            sum.closed_idle += c.closed_idle;
             sum.connections_accepted += c.connections_accepted;
             sum.connections_open += c.connections_open;
             sum.protocol_errors += c.protocol_errors;

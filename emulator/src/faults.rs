@@ -223,6 +223,7 @@ pub(crate) struct CounterCells {
     pub(crate) auth_accepted: AtomicU64,
     pub(crate) auth_rejected: AtomicU64,
     pub(crate) closed_at_expiry: AtomicU64,
+    pub(crate) closed_idle: AtomicU64,
     pub(crate) tokens_minted: AtomicU64,
     pub(crate) managed_identity_requests: AtomicU64,
     pub(crate) token_endpoint_requests: AtomicU64,
@@ -241,6 +242,8 @@ pub struct Counters {
     pub auth_rejected: u64,
     /// Connections the gate closed because their token expired.
     pub closed_at_expiry: u64,
+    /// Connections the gate closed because nothing moved on them for the idle timeout.
+    pub closed_idle: u64,
     /// Access tokens minted (by either endpoint or by [`Emulator::mint_token`](crate::Emulator::mint_token)).
     pub tokens_minted: u64,
     /// Requests to the managed identity endpoint (successful or not).
@@ -262,6 +265,7 @@ impl CounterCells {
             auth_accepted: g(&self.auth_accepted),
             auth_rejected: g(&self.auth_rejected),
             closed_at_expiry: g(&self.closed_at_expiry),
+            closed_idle: g(&self.closed_idle),
             tokens_minted: g(&self.tokens_minted),
             managed_identity_requests: g(&self.managed_identity_requests),
             token_endpoint_requests: g(&self.token_endpoint_requests),

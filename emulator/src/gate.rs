@@ -202,7 +202,10 @@ where
             );
         }
         End::Dropped => tracing::debug!(conn = conn_id, "connection dropped by fault injection"),
-        End::Idle => tracing::info!(conn = conn_id, "idle timeout; closing the connection"),
+        End::Idle => {
+            inc(&shared.counters.closed_idle);
+            tracing::info!(conn = conn_id, "idle timeout; closing the connection");
+        }
         ref other => tracing::debug!(conn = conn_id, end = ?other, "connection closed"),
     }
     drop(uw);

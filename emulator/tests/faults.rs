@@ -369,6 +369,7 @@ async fn idle_connections_are_closed() {
             Some(Vec::new())
         );
         assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(emu.counters().closed_idle, 1);
         emu.shutdown().await;
     })
     .await;

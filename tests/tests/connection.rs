@@ -11,7 +11,7 @@ use azure_redis_emulator::AuthKind;
 
 mod common;
 
-use common::{AnyCache as Cache, connect, emulator, fast_policy};
+use common::{AnyCache as Cache, builder, connect, emulator, fast_policy};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -177,6 +177,48 @@ async fn dropped_connections_are_replaced_with_the_current_token() {
             .set("after-drop", 1)
             .await
             .expect("SET after reconnect");
+        emu.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_handles_stay_connected_with_keepalive_and_reconnect_without() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Azure closes a connection idle for 10 minutes; this gate after 1 s.
+        let emu = azure_redis_emulator::Emulator::builder()
+            .token_lifetime(Duration::from_secs(60))
+            .idle_timeout(Duration::from_secs(1))
+            .start()
+            .await
+            .expect("the emulator starts");
+        let mut kept = builder(&emu, AuthKind::ServicePrincipal)
+            .keepalive(Some(Duration::from_millis(300)))
+            .connect()
+            .await
+            .expect("connects");
+        let mut unkept = builder(&emu, AuthKind::ServicePrincipal)
+            .keepalive(None)
+            .connect()
+            .await
+            .expect("connects");
+        let kept_id = client_id(&mut kept).await;
+        let unkept_id = client_id(&mut unkept).await;
+
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let counters = emu.counters();
+        assert!(counters.closed_idle >= 1, "{counters:?}");
+        // The keepalive PINGs kept the first handle's connection open.
+        assert_eq!(client_id(&mut kept).await, kept_id);
+        assert_eq!(kept.status().reconnects, 0, "{:?}", kept.status());
+        // Without, the gate closed the connection; the handle saw the close (RESP3) and
+        // reconnected before any command needed it.
+        wait_until("a reconnect after the idle close", || {
+            unkept.status().reconnects >= 1 && unkept.status().connected
+        })
+        .await;
+        assert_ne!(client_id(&mut unkept).await, unkept_id);
         emu.shutdown().await;
     })
     .await

@@ -104,6 +104,7 @@ pub struct Builder {
     allow_plaintext: bool,
     push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
     wait_for_connection: Duration,
+    keepalive: Option<Duration>,
     token_source: Option<Box<dyn token::TokenSource>>,
 }
 
@@ -118,7 +119,8 @@ impl fmt::Debug for Builder {
 
 impl Builder {
     /// A builder for `endpoint` and `auth` with defaults: TLS verified against the system roots,
-    /// RESP3, 10 s connect and AUTH timeouts, no response timeout, [`RefreshPolicy::default`].
+    /// RESP3, 10 s connect and AUTH timeouts, no response timeout, a keepalive `PING` every 60 s,
+    /// [`RefreshPolicy::default`].
     pub fn new(endpoint: Endpoint, auth: Auth) -> Builder {
         Builder {
             endpoint,
@@ -134,6 +136,7 @@ impl Builder {
             allow_plaintext: false,
             push_sender: None,
             wait_for_connection: Duration::from_secs(5),
+            keepalive: Some(DEFAULT_KEEPALIVE),
             token_source: None,
         }
     }
@@ -179,8 +182,9 @@ impl Builder {
         self
     }
 
-    /// Speaks RESP2 instead of RESP3. Without RESP3 a dropped idle connection is noticed only
-    /// by the next command, and pub/sub messages cannot be received on the handle.
+    /// Speaks RESP2 instead of RESP3. Without RESP3 a connection the server closes is noticed
+    /// only by the next command or keepalive `PING`, and pub/sub messages cannot be received on
+    /// the handle.
     pub fn resp2(mut self) -> Builder {
         self.resp3 = false;
         self
@@ -214,6 +218,16 @@ impl Builder {
     /// How long a command waits for a connection while one is being re-established (default 5 s).
     pub fn wait_for_connection(mut self, wait: Duration) -> Builder {
         self.wait_for_connection = wait;
+        self
+    }
+
+    /// Sends a `PING` on the connection at this interval (default 60 s; `None` for never).
+    ///
+    /// Azure closes a connection on which nothing moved for 10 minutes, so that a handle idle
+    /// for longer would otherwise reconnect (RESP3, on the server's close) or fail its next
+    /// command (RESP2). A `PING` that finds the connection dropped replaces it at once.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Builder {
+        self.keepalive = interval.filter(|i| !i.is_zero());
         self
     }
 
@@ -261,6 +275,7 @@ impl Builder {
             user_push: self.push_sender,
             auth_timeout: self.auth_timeout,
             wait_for_connection: self.wait_for_connection,
+            keepalive: self.keepalive,
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -322,6 +337,9 @@ struct Template {
 }
 
 type Pushes = Option<mpsc::UnboundedReceiver<PushInfo>>;
+
+/// Well under the 10 minutes after which Azure closes an idle connection.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 impl Template {
     /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT).
@@ -394,6 +412,7 @@ struct Inner {
     user_push: Option<mpsc::UnboundedSender<PushInfo>>,
     auth_timeout: Duration,
     wait_for_connection: Duration,
+    keepalive: Option<Duration>,
     reauths: AtomicU64,
     reauth_failures: AtomicU64,
     reconnects: AtomicU64,
@@ -586,6 +605,23 @@ impl Inner {
         false
     }
 
+    /// Keeps an idle connection open, and finds a dropped one. A `PING` that times out is no
+    /// sign of a dropped connection: it waits behind any blocking command on the connection.
+    async fn ping(&self, live: &mut Live) {
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.auth_timeout, ping.exec_async(&mut live.conn)).await {
+            Ok(Ok(())) => tracing::trace!(connection = live.id, "keepalive PING"),
+            Ok(Err(error)) if error.is_connection_dropped() || error.is_unrecoverable_error() => {
+                tracing::info!(connection = live.id, error = %error, "keepalive PING found the connection dropped");
+                self.live.send_replace(None);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(connection = live.id, error = %error, "keepalive PING failed")
+            }
+            Err(_) => tracing::debug!(connection = live.id, "keepalive PING unanswered yet"),
+        }
+    }
+
     /// Opens a new connection with the current credentials, retrying with backoff until it
     /// succeeds.
     async fn reconnect(&self, id: u64) -> (Live, Pushes) {
@@ -653,9 +689,25 @@ struct Subscriptions {
     patterns: BTreeSet<String>,
 }
 
-/// Re-AUTHs on every new token, forwards pushes, and replaces a dropped connection.
+/// The next tick of `ticks`; never without them.
+async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Re-AUTHs on every new token, forwards pushes, keeps the connection from going idle, and
+/// replaces a dropped connection.
 async fn supervise(inner: Arc<Inner>, mut pushes: Pushes) {
     let mut tokens = inner.provider.subscribe();
+    let mut keepalive = inner.keepalive.map(|period| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     let mut next_id = 2;
     loop {
         let Some(mut live) = inner.live.borrow().clone() else {
@@ -704,6 +756,9 @@ async fn supervise(inner: Arc<Inner>, mut pushes: Pushes) {
                     tracing::info!(connection = live.id, "connection broken");
                     inner.live.send_replace(None);
                 }
+            }
+            () = tick(&mut keepalive) => {
+                inner.ping(&mut live).await;
             }
         }
     }

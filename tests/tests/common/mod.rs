@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use azure_redis_connect::conn::Builder;
 use azure_redis_connect::token::RefreshPolicy;
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString};
 use azure_redis_emulator::{AuthKind, Emulator};
@@ -45,9 +46,9 @@ pub fn fast_policy() -> RefreshPolicy {
     }
 }
 
-/// A handle configured from the emulator's variables for `kind`, trusting its CA and token
+/// A builder configured from the emulator's variables for `kind`, trusting its CA and token
 /// endpoint (no process environment involved).
-pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
+pub fn builder(emu: &Emulator, kind: AuthKind) -> Builder {
     let cache = AnyCache::from_vars(emu.env_for(kind))
         .expect("the emulator's variables configure the cache");
     AzureRedis::builder_from(&cache)
@@ -55,6 +56,11 @@ pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
         .root_certificate_pem(emu.ca_pem())
         .authority_host(emu.token_endpoint_authority())
         .refresh_policy(fast_policy())
+}
+
+/// A handle from [`builder`].
+pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
+    builder(emu, kind)
         .connect()
         .await
         .expect("connects through the gate")
