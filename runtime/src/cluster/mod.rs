@@ -55,8 +55,8 @@ use tokio::task::JoinHandle;
 
 use crate::Auth;
 use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::conn::{ConnectError, check_plaintext, start_provider};
-use crate::token::{self, Credentials, RefreshPolicy, TokenProvider, TokenStatus};
+use crate::conn::{ConnectError, Options, option_setters};
+use crate::token::{Credentials, RefreshPolicy, TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
 
@@ -93,15 +93,7 @@ impl ClusterStatus {
 pub struct ClusterBuilder {
     endpoint: Endpoint,
     auth: Auth,
-    root_ca_pem: Option<Vec<u8>>,
-    authority_host: Option<String>,
-    connect_timeout: Duration,
-    response_timeout: Option<Duration>,
-    auth_timeout: Duration,
-    resp3: bool,
-    username: Option<String>,
-    policy: RefreshPolicy,
-    allow_plaintext: bool,
+    options: Options,
     mapping: Option<AddressMapping>,
     retries: Option<u32>,
 }
@@ -116,6 +108,8 @@ impl fmt::Debug for ClusterBuilder {
     }
 }
 
+option_setters!(ClusterBuilder);
+
 impl ClusterBuilder {
     /// A builder for the cluster reached at `endpoint` (any node, or Azure's public endpoint)
     /// with defaults: TLS verified against the system roots, RESP3, 10 s connect and AUTH
@@ -125,75 +119,10 @@ impl ClusterBuilder {
         ClusterBuilder {
             endpoint,
             auth,
-            root_ca_pem: None,
-            authority_host: None,
-            connect_timeout: Duration::from_secs(10),
-            response_timeout: None,
-            auth_timeout: Duration::from_secs(10),
-            resp3: true,
-            username: None,
-            policy: RefreshPolicy::default(),
-            allow_plaintext: false,
+            options: Options::default(),
             mapping: None,
             retries: None,
         }
-    }
-
-    /// Trusts this CA (PEM) for the node TLS connections (instead of the system roots) and for
-    /// the identity endpoints (in addition to the system roots).
-    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> ClusterBuilder {
-        self.root_ca_pem = Some(pem.into());
-        self
-    }
-
-    /// The Microsoft Entra ID authority host for service principal and workload identity
-    /// credentials (a sovereign cloud, or a local emulator).
-    pub fn authority_host(mut self, url: impl Into<String>) -> ClusterBuilder {
-        self.authority_host = Some(url.into());
-        self
-    }
-
-    /// Timeout of TCP, TLS and the initial AUTH of each node connection (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> ClusterBuilder {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Timeout of each command's reply (default none).
-    pub fn response_timeout(mut self, timeout: Option<Duration>) -> ClusterBuilder {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Timeout of one round of re-AUTHs on the live node connections (default 10 s).
-    pub fn auth_timeout(mut self, timeout: Duration) -> ClusterBuilder {
-        self.auth_timeout = timeout;
-        self
-    }
-
-    /// Speaks RESP2 instead of RESP3.
-    pub fn resp2(mut self) -> ClusterBuilder {
-        self.resp3 = false;
-        self
-    }
-
-    /// AUTHs with this user name instead of the token's `oid` claim.
-    pub fn username(mut self, username: impl Into<String>) -> ClusterBuilder {
-        self.username = Some(username.into());
-        self
-    }
-
-    /// When to refresh tokens and how to retry.
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> ClusterBuilder {
-        self.policy = policy;
-        self
-    }
-
-    /// Allows TLS off for hosts that are not Azure's. Azure hosts are always refused without
-    /// TLS.
-    pub fn allow_plaintext(mut self) -> ClusterBuilder {
-        self.allow_plaintext = true;
-        self
     }
 
     /// How announced node addresses map to the addresses connected to (default:
@@ -213,8 +142,7 @@ impl ClusterBuilder {
     /// Gets the first token, reads the cluster's node addresses from the endpoint, then
     /// connects to the nodes and authenticates. A node address that does not resolve is an
     /// error naming it.
-    pub async fn connect(self) -> Result<AzureRedisCluster, ConnectError> {
-        check_plaintext(&self.endpoint, self.allow_plaintext)?;
+    pub async fn connect(mut self) -> Result<AzureRedisCluster, ConnectError> {
         let redis_error =
             |endpoint: String| move |source: RedisError| ConnectError::Redis { endpoint, source };
         if self.endpoint.database != 0 {
@@ -223,18 +151,10 @@ impl ClusterBuilder {
                 "Redis Cluster has only database 0",
             ))));
         }
-        let options = token::CredentialOptions {
-            extra_root_ca: self.root_ca_pem.clone(),
-            authority_host: self.authority_host.clone(),
-        };
-        let provider = start_provider(
-            &self.auth,
-            &options,
-            None,
-            self.policy.clone(),
-            self.username.clone(),
-        )
-        .await?;
+        let provider = self
+            .options
+            .start_provider(&self.endpoint, &self.auth)
+            .await?;
         let mapping = self
             .mapping
             .unwrap_or_else(|| match self.endpoint.service() {
@@ -249,10 +169,10 @@ impl ClusterBuilder {
         let template = Template {
             mapper: Arc::new(Mapper::new(public_host, mapping)),
             endpoint: self.endpoint,
-            root_ca_pem: self.root_ca_pem,
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            resp3: self.resp3,
+            root_ca_pem: self.options.root_ca_pem,
+            connect_timeout: self.options.connect_timeout,
+            response_timeout: self.options.response_timeout,
+            resp3: self.options.resp3,
             retries: self.retries,
         };
         let seed = template.endpoint.to_string();
@@ -270,7 +190,7 @@ impl ClusterBuilder {
             provider,
             conn: RwLock::new(conn.clone()),
             epoch: AtomicU64::new(0),
-            auth_timeout: self.auth_timeout,
+            auth_timeout: self.options.auth_timeout,
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
             rebuilds: AtomicU64::new(0),

@@ -25,8 +25,12 @@ use secrecy::ExposeSecret;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::token::{self, Credentials, RefreshPolicy, TokenError, TokenProvider, TokenStatus};
+mod options;
+
+pub(crate) use options::{Options, option_setters};
+
+use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint};
+use crate::token::{Credentials, RefreshPolicy, TokenError, TokenProvider, TokenStatus};
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -93,19 +97,10 @@ impl ConnectionStatus {
 pub struct Builder {
     endpoint: Endpoint,
     auth: Auth,
-    root_ca_pem: Option<Vec<u8>>,
-    authority_host: Option<String>,
-    connect_timeout: Duration,
-    response_timeout: Option<Duration>,
-    auth_timeout: Duration,
-    resp3: bool,
-    username: Option<String>,
-    policy: RefreshPolicy,
-    allow_plaintext: bool,
+    options: Options,
     push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
     wait_for_connection: Duration,
     keepalive: Option<Duration>,
-    token_source: Option<Box<dyn token::TokenSource>>,
 }
 
 impl fmt::Debug for Builder {
@@ -117,6 +112,8 @@ impl fmt::Debug for Builder {
     }
 }
 
+option_setters!(Builder);
+
 impl Builder {
     /// A builder for `endpoint` and `auth` with defaults: TLS verified against the system roots,
     /// RESP3, 10 s connect and AUTH timeouts, no response timeout, a keepalive `PING` every 60 s,
@@ -125,88 +122,11 @@ impl Builder {
         Builder {
             endpoint,
             auth,
-            root_ca_pem: None,
-            authority_host: None,
-            connect_timeout: Duration::from_secs(10),
-            response_timeout: None,
-            auth_timeout: Duration::from_secs(10),
-            resp3: true,
-            username: None,
-            policy: RefreshPolicy::default(),
-            allow_plaintext: false,
+            options: Options::default(),
             push_sender: None,
             wait_for_connection: Duration::from_secs(5),
             keepalive: Some(DEFAULT_KEEPALIVE),
-            token_source: None,
         }
-    }
-
-    /// Gets tokens from `source` instead of the credential the [`Auth`] names: a credential of
-    /// your own, or tokens minted for tests.
-    pub fn token_source(mut self, source: impl token::TokenSource) -> Builder {
-        self.token_source = Some(Box::new(source));
-        self
-    }
-
-    /// Trusts this CA (PEM) for the Redis TLS connection (instead of the system roots) and for
-    /// the identity endpoints (in addition to the system roots): for a local emulator or a
-    /// private CA.
-    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Builder {
-        self.root_ca_pem = Some(pem.into());
-        self
-    }
-
-    /// The Microsoft Entra ID authority host for service principal and workload identity
-    /// credentials (a sovereign cloud, or a local emulator).
-    pub fn authority_host(mut self, url: impl Into<String>) -> Builder {
-        self.authority_host = Some(url.into());
-        self
-    }
-
-    /// Timeout of TCP, TLS and the initial AUTH (default 10 s; Azure can take seconds to
-    /// validate a token).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Builder {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Timeout of each command's reply (default none: blocking commands may wait).
-    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Builder {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Timeout of a re-AUTH on a live connection (default 10 s).
-    pub fn auth_timeout(mut self, timeout: Duration) -> Builder {
-        self.auth_timeout = timeout;
-        self
-    }
-
-    /// Speaks RESP2 instead of RESP3. Without RESP3 a connection the server closes is noticed
-    /// only by the next command or keepalive `PING`, and pub/sub messages cannot be received on
-    /// the handle.
-    pub fn resp2(mut self) -> Builder {
-        self.resp3 = false;
-        self
-    }
-
-    /// AUTHs with this user name instead of the token's `oid` claim.
-    pub fn username(mut self, username: impl Into<String>) -> Builder {
-        self.username = Some(username.into());
-        self
-    }
-
-    /// When to refresh tokens and how to retry.
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Builder {
-        self.policy = policy;
-        self
-    }
-
-    /// Allows TLS off for hosts that are not Azure's (a local server). Azure hosts are always
-    /// refused without TLS.
-    pub fn allow_plaintext(mut self) -> Builder {
-        self.allow_plaintext = true;
-        self
     }
 
     /// Receives RESP3 pushes (pub/sub messages) of the connection.
@@ -232,26 +152,18 @@ impl Builder {
     }
 
     /// Gets the first token, then connects and authenticates.
-    pub async fn connect(self) -> Result<AzureRedis, ConnectError> {
-        check_plaintext(&self.endpoint, self.allow_plaintext)?;
-        let options = token::CredentialOptions {
-            extra_root_ca: self.root_ca_pem.clone(),
-            authority_host: self.authority_host.clone(),
-        };
-        let provider = start_provider(
-            &self.auth,
-            &options,
-            self.token_source,
-            self.policy.clone(),
-            self.username.clone(),
-        )
-        .await?;
+    pub async fn connect(mut self) -> Result<AzureRedis, ConnectError> {
+        let provider = self
+            .options
+            .start_provider(&self.endpoint, &self.auth)
+            .await?;
+        let options = self.options;
         let template = Template {
             endpoint: self.endpoint,
-            root_ca_pem: self.root_ca_pem,
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            resp3: self.resp3,
+            root_ca_pem: options.root_ca_pem,
+            connect_timeout: options.connect_timeout,
+            response_timeout: options.response_timeout,
+            resp3: options.resp3,
         };
         let first = provider.current();
         let (conn, pushes) = template
@@ -273,7 +185,7 @@ impl Builder {
             broken: Notify::new(),
             broken_id: AtomicU64::new(0),
             user_push: self.push_sender,
-            auth_timeout: self.auth_timeout,
+            auth_timeout: options.auth_timeout,
             wait_for_connection: self.wait_for_connection,
             keepalive: self.keepalive,
             reauths: AtomicU64::new(0),
@@ -287,44 +199,6 @@ impl Builder {
             _task: Arc::new(TaskGuard(task)),
         })
     }
-}
-
-/// Refuses TLS off for Azure hosts, and elsewhere unless `allow_plaintext` is set.
-pub(crate) fn check_plaintext(
-    endpoint: &Endpoint,
-    allow_plaintext: bool,
-) -> Result<(), ConnectError> {
-    if endpoint.tls {
-        return Ok(());
-    }
-    if endpoint.service() != Service::Other {
-        return Err(ConnectError::PlaintextRefused {
-            host: endpoint.host.clone(),
-        });
-    }
-    if !allow_plaintext {
-        return Err(ConnectError::PlaintextNotAllowed {
-            endpoint: endpoint.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Builds the token source for `auth` (unless one is given) and gets the first token, with a
-/// timeout of its own, before any TCP connect.
-pub(crate) async fn start_provider(
-    auth: &Auth,
-    options: &token::CredentialOptions,
-    custom: Option<Box<dyn token::TokenSource>>,
-    policy: RefreshPolicy,
-    username: Option<String>,
-) -> Result<TokenProvider, ConnectError> {
-    token::install_crypto_provider();
-    let source = match custom {
-        Some(source) => source,
-        None => token::source_for(auth, options)?,
-    };
-    Ok(TokenProvider::start(source, policy, username).await?)
 }
 
 /// What a new connection is built from.
