@@ -540,3 +540,60 @@ async fn redis_rs_alone_loses_its_node_connections_when_the_token_expires() {
     .await
     .expect("within the test timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_node_connections_stay_open_with_keepalive_and_cost_no_command_without() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Azure closes a connection idle for 10 minutes; these gates after 1 s.
+        let cluster = ClusterEmulator::builder()
+            .emulator(
+                Emulator::builder()
+                    .token_lifetime(Duration::from_secs(60))
+                    .idle_timeout(Duration::from_secs(1)),
+            )
+            .announce(Announce::Gates)
+            .start()
+            .await
+            .expect("the cluster starts");
+        let keys: Vec<String> = (0..30).map(|i| format!("idle:{i}")).collect();
+        let idle = Duration::from_millis(2500);
+
+        let mut kept = builder(&cluster)
+            .keepalive(Some(Duration::from_millis(300)))
+            .connect()
+            .await
+            .expect("connects");
+        for key in &keys {
+            let () = kept.set(key, key).await.expect("SET");
+        }
+        let before = cluster.counters();
+        tokio::time::sleep(idle).await;
+        let after = cluster.counters();
+        assert_eq!(after.closed_idle, before.closed_idle, "{after:?}");
+        assert_eq!(
+            after.connections_accepted, before.connections_accepted,
+            "{after:?}"
+        );
+        drop(kept);
+
+        // Without keepalive the gates close every node connection; redis-rs repairs them and
+        // no command fails.
+        let mut unkept = builder(&cluster)
+            .keepalive(None)
+            .connect()
+            .await
+            .expect("connects");
+        let before = cluster.counters();
+        tokio::time::sleep(idle).await;
+        let after = cluster.counters();
+        assert!(after.closed_idle >= before.closed_idle + 3, "{after:?}");
+        for key in &keys {
+            let value: String = unkept.get(key).await.expect("GET after the idle close");
+            assert_eq!(&value, key);
+        }
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}

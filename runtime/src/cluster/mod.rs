@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 
 use crate::Auth;
 use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::conn::{ConnectError, Options, option_setters};
+use crate::conn::{ConnectError, Options, keepalive_ticks, option_setters, tick};
 use crate::token::{Credentials, RefreshPolicy, TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
@@ -191,6 +191,7 @@ impl ClusterBuilder {
             conn: RwLock::new(conn.clone()),
             epoch: AtomicU64::new(0),
             auth_timeout: self.options.auth_timeout,
+            keepalive: self.options.keepalive,
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
             rebuilds: AtomicU64::new(0),
@@ -354,6 +355,7 @@ struct Inner {
     conn: RwLock<ClusterConnection>,
     epoch: AtomicU64,
     auth_timeout: Duration,
+    keepalive: Option<Duration>,
     reauths: AtomicU64,
     reauth_failures: AtomicU64,
     rebuilds: AtomicU64,
@@ -485,6 +487,19 @@ impl Inner {
     /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
     /// routed to a single node by replacing that node's connection, whereas a multi-node route
     /// hands each node's reply back as it is.
+    /// Keeps idle node connections open. redis-rs repairs a node connection that a `PING`
+    /// finds dropped.
+    async fn ping_all(&self) {
+        let mut conn = self.current();
+        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+        let ping = conn.route_command(redis::cmd("PING"), all_nodes);
+        match tokio::time::timeout(self.auth_timeout, ping).await {
+            Ok(Ok(_)) => tracing::trace!("keepalive PING"),
+            Ok(Err(error)) => tracing::debug!(error = %error, "keepalive PING failed"),
+            Err(_) => tracing::debug!("keepalive PING unanswered yet"),
+        }
+    }
+
     async fn reauth_all(&self, credentials: &Credentials) -> bool {
         let mut conn = self.current();
         let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
@@ -573,6 +588,7 @@ async fn supervise(inner: Arc<Inner>) {
     let mut tokens = inner.provider.subscribe();
     let mut rebuild_wanted = false;
     let mut failures = 0u32;
+    let mut keepalive = keepalive_ticks(inner.keepalive);
     loop {
         if rebuild_wanted {
             match inner.rebuild().await {
@@ -609,6 +625,7 @@ async fn supervise(inner: Arc<Inner>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 rebuild_wanted = true;
             }
+            () = tick(&mut keepalive) => inner.ping_all().await,
         }
     }
 }

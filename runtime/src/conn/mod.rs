@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 mod options;
 
-pub(crate) use options::{Options, option_setters};
+pub(crate) use options::{Options, keepalive_ticks, option_setters, tick};
 
 use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint};
 use crate::token::{Credentials, RefreshPolicy, TokenError, TokenProvider, TokenStatus};
@@ -100,7 +100,6 @@ pub struct Builder {
     options: Options,
     push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
     wait_for_connection: Duration,
-    keepalive: Option<Duration>,
 }
 
 impl fmt::Debug for Builder {
@@ -125,7 +124,6 @@ impl Builder {
             options: Options::default(),
             push_sender: None,
             wait_for_connection: Duration::from_secs(5),
-            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 
@@ -138,16 +136,6 @@ impl Builder {
     /// How long a command waits for a connection while one is being re-established (default 5 s).
     pub fn wait_for_connection(mut self, wait: Duration) -> Builder {
         self.wait_for_connection = wait;
-        self
-    }
-
-    /// Sends a `PING` on the connection at this interval (default 60 s; `None` for never).
-    ///
-    /// Azure closes a connection on which nothing moved for 10 minutes, so that a handle idle
-    /// for longer would otherwise reconnect (RESP3, on the server's close) or fail its next
-    /// command (RESP2). A `PING` that finds the connection dropped replaces it at once.
-    pub fn keepalive(mut self, interval: Option<Duration>) -> Builder {
-        self.keepalive = interval.filter(|i| !i.is_zero());
         self
     }
 
@@ -187,7 +175,7 @@ impl Builder {
             user_push: self.push_sender,
             auth_timeout: options.auth_timeout,
             wait_for_connection: self.wait_for_connection,
-            keepalive: self.keepalive,
+            keepalive: options.keepalive,
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -211,9 +199,6 @@ struct Template {
 }
 
 type Pushes = Option<mpsc::UnboundedReceiver<PushInfo>>;
-
-/// Well under the 10 minutes after which Azure closes an idle connection.
-const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 impl Template {
     /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT).
@@ -563,25 +548,11 @@ struct Subscriptions {
     patterns: BTreeSet<String>,
 }
 
-/// The next tick of `ticks`; never without them.
-async fn tick(ticks: &mut Option<tokio::time::Interval>) {
-    match ticks {
-        Some(ticks) => {
-            ticks.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Re-AUTHs on every new token, forwards pushes, keeps the connection from going idle, and
 /// replaces a dropped connection.
 async fn supervise(inner: Arc<Inner>, mut pushes: Pushes) {
     let mut tokens = inner.provider.subscribe();
-    let mut keepalive = inner.keepalive.map(|period| {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks
-    });
+    let mut keepalive = keepalive_ticks(inner.keepalive);
     let mut next_id = 2;
     loop {
         let Some(mut live) = inner.live.borrow().clone() else {

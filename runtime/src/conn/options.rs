@@ -18,8 +18,12 @@ pub(crate) struct Options {
     pub(crate) username: Option<String>,
     pub(crate) policy: RefreshPolicy,
     pub(crate) allow_plaintext: bool,
+    pub(crate) keepalive: Option<Duration>,
     pub(crate) token_source: Option<Box<dyn TokenSource>>,
 }
+
+/// Well under the 10 minutes after which Azure closes an idle connection.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 impl Default for Options {
     fn default() -> Self {
@@ -33,6 +37,7 @@ impl Default for Options {
             username: None,
             policy: RefreshPolicy::default(),
             allow_plaintext: false,
+            keepalive: Some(DEFAULT_KEEPALIVE),
             token_source: None,
         }
     }
@@ -60,6 +65,25 @@ impl Options {
             }
         };
         Ok(TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?)
+    }
+}
+
+/// Keepalive ticks every `period`, the first one `period` from now; none without a period.
+pub(crate) fn keepalive_ticks(period: Option<Duration>) -> Option<tokio::time::Interval> {
+    period.map(|period| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    })
+}
+
+/// The next tick of `ticks`; never without them.
+pub(crate) async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -142,6 +166,18 @@ macro_rules! option_setters {
             /// When to refresh tokens and how to retry.
             pub fn refresh_policy(mut self, policy: $crate::token::RefreshPolicy) -> Self {
                 self.options.policy = policy;
+                self
+            }
+
+            /// Sends a `PING` on every connection at this interval (default 60 s; `None` for
+            /// never).
+            ///
+            /// Azure closes a connection on which nothing moved for 10 minutes, so that a handle
+            /// idle for longer would otherwise reconnect (RESP3, on the server's close) or fail
+            /// its next command (RESP2). A `PING` that finds a connection dropped has it
+            /// replaced at once.
+            pub fn keepalive(mut self, interval: Option<std::time::Duration>) -> Self {
+                self.options.keepalive = interval.filter(|i| !i.is_zero());
                 self
             }
 
