@@ -109,7 +109,8 @@ pub struct ClusterEmulator {
     shutdown: CancellationToken,
     password: SecretString,
     announce: Announce,
-    _dir: tempfile::TempDir,
+    binary: std::path::PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for ClusterEmulator {
@@ -157,60 +158,90 @@ impl ClusterEmulator {
             .prefix("azure-redis-cluster-")
             .tempdir()
             .map_err(|e| EmulatorError::io("creating a temporary directory", e))?;
-        let password = SecretString::from(random_hex(24));
-        let shutdown = CancellationToken::new();
-        let base = identity.shared_state().clone();
-        let mut nodes = Vec::with_capacity(b.primaries);
-        let mut tasks = JoinSet::new();
-        for i in 0..b.primaries {
-            let listener = TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(|e| EmulatorError::io("binding a node gate listener", e))?;
-            let gate_addr = listener
-                .local_addr()
-                .map_err(|e| EmulatorError::io("reading a listener address", e))?;
-            let node_dir = dir.path().join(format!("node-{i}"));
-            std::fs::create_dir_all(&node_dir)
-                .map_err(|e| EmulatorError::io("creating a node directory", e))?;
-            let announced_host = match b.announce {
-                Announce::Gates => "127.0.0.1".to_string(),
-                Announce::InternalNames => format!("node-{i}.internal.invalid"),
-            };
-            let (server, config, bus_port) = start_node(
-                &binary,
-                &node_dir,
-                &password,
-                gate_addr.port(),
-                b.announce,
-                &announced_host,
-            )
-            .await?;
-            let shared = Arc::new(node_shared(&base, config, server, &shutdown));
-            tasks.spawn(gate::run(
-                listener,
-                Some(identity.gate_acceptor()),
-                shared.clone(),
-            ));
-            nodes.push(Node {
-                shared,
-                gate_addr,
-                bus_port,
-                announced_host,
-                id: String::new(),
-            });
-        }
         let mut cluster = ClusterEmulator {
             identity,
-            nodes,
-            tasks,
-            shutdown,
-            password,
+            nodes: Vec::with_capacity(b.primaries),
+            tasks: JoinSet::new(),
+            shutdown: CancellationToken::new(),
+            password: SecretString::from(random_hex(24)),
             announce: b.announce,
-            _dir: dir,
+            binary,
+            dir,
         };
+        for _ in 0..b.primaries {
+            cluster.spawn_node().await?;
+        }
         cluster.form().await?;
         tracing::info!(gates = ?cluster.gate_addrs(), announced = ?cluster.announced_addrs(), "cluster started");
         Ok(cluster)
+    }
+
+    /// Starts one more redis-server in cluster mode, not yet part of the cluster, and its gate.
+    async fn spawn_node(&mut self) -> Result<usize, EmulatorError> {
+        let i = self.nodes.len();
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| EmulatorError::io("binding a node gate listener", e))?;
+        let gate_addr = listener
+            .local_addr()
+            .map_err(|e| EmulatorError::io("reading a listener address", e))?;
+        let node_dir = self.dir.path().join(format!("node-{i}"));
+        std::fs::create_dir_all(&node_dir)
+            .map_err(|e| EmulatorError::io("creating a node directory", e))?;
+        let announced_host = match self.announce {
+            Announce::Gates => "127.0.0.1".to_string(),
+            Announce::InternalNames => format!("node-{i}.internal.invalid"),
+        };
+        let (server, config, bus_port) = start_node(
+            &self.binary,
+            &node_dir,
+            &self.password,
+            gate_addr.port(),
+            self.announce,
+            &announced_host,
+        )
+        .await?;
+        let base = self.identity.shared_state();
+        let shared = Arc::new(node_shared(base, config, server, &self.shutdown));
+        self.tasks.spawn(gate::run(
+            listener,
+            Some(self.identity.gate_acceptor()),
+            shared.clone(),
+        ));
+        self.nodes.push(Node {
+            shared,
+            gate_addr,
+            bus_port,
+            announced_host,
+            id: String::new(),
+        });
+        Ok(i)
+    }
+
+    /// Adds an empty primary (no slots yet) behind a gate of its own, as scaling out does, and
+    /// waits until every node knows it; returns its index. Move slots to it with
+    /// [`ClusterEmulator::migrate_slot`].
+    pub async fn add_node(&mut self) -> Result<usize, EmulatorError> {
+        if self.nodes.len() >= 16 {
+            return Err(EmulatorError::InvalidArgument(
+                "a cluster has at most 16 primaries".into(),
+            ));
+        }
+        let i = self.spawn_node().await?;
+        self.nodes[i].id = self.node_cmd(i, &["CLUSTER", "MYID"]).await?.text()?;
+        self.meet(i).await?;
+        self.wait_until_stable(Duration::from_secs(30)).await?;
+        tracing::info!(node = i, gate = %self.nodes[i].gate_addr, "cluster node added");
+        Ok(i)
+    }
+
+    /// Introduces node `i` to node 0.
+    async fn meet(&self, i: usize) -> Result<(), EmulatorError> {
+        let port = self.nodes[i].gate_addr.port().to_string();
+        let bus = self.nodes[i].bus_port.to_string();
+        self.node_cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus])
+            .await?
+            .ok()
     }
 
     /// Assigns the slots, introduces the nodes to each other and waits until all agree.
@@ -233,11 +264,7 @@ impl ClusterEmulator {
             self.nodes[i].id = id;
         }
         for i in 1..n {
-            let port = self.nodes[i].gate_addr.port().to_string();
-            let bus = self.nodes[i].bus_port.to_string();
-            self.node_cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus])
-                .await?
-                .ok()?;
+            self.meet(i).await?;
         }
         self.wait_until_stable(Duration::from_secs(30)).await
     }

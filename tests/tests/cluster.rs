@@ -186,6 +186,60 @@ async fn moved_after_a_slot_migration_is_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_connect_gets_the_current_token() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
+        let mut redis = connect(&cluster).await;
+        let () = redis.set("scale-out", "before").await.expect("SET");
+        // Scale out once the token the handle started with has expired.
+        let mut generations = redis.token_provider().subscribe();
+        while generations.borrow_and_update().generation < 3 {
+            generations.changed().await.expect("refreshes");
+        }
+        let added = cluster.add_node().await.expect("a fourth primary joins");
+        cluster
+            .migrate_slot(slot("scale-out"), added)
+            .await
+            .expect("migrates to the new node");
+        assert_eq!(
+            cluster.owner_of(slot("scale-out")).await.expect("owner"),
+            added
+        );
+        // MOVED names the new node under its internal name; the handle maps it, connects,
+        // and authenticates with the token current now.
+        let value: String = redis.get("scale-out").await.expect("GET follows MOVED");
+        assert_eq!(value, "before");
+        let () = redis
+            .set("scale-out", "after")
+            .await
+            .expect("SET on the new node");
+        let c = cluster.node_counters(added).expect("the new node");
+        assert!(c.auth_accepted >= 1, "{c:?}");
+        assert_eq!(c.auth_rejected, 0, "{c:?}");
+        // And it re-AUTHs on the next refreshes like the others.
+        let accepted = c.auth_accepted;
+        let generation = generations.borrow_and_update().generation;
+        while generations.borrow_and_update().generation < generation + 2 {
+            generations.changed().await.expect("refreshes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let value: String = redis.get("scale-out").await.expect("GET");
+        assert_eq!(value, "after");
+        let c = cluster.node_counters(added).expect("the new node");
+        assert!(c.auth_accepted > accepted, "{c:?}");
+        assert_eq!(c.closed_at_expiry, 0, "{c:?}");
+        // One rebuild mapped the new node. (The connection it replaced is no longer re-AUTHed;
+        // while the first GET's retries kept it alive, the gates may have closed its node
+        // connections at expiry, which cost no command.)
+        assert_eq!(redis.status().rebuilds, 1, "{:?}", redis.status());
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_is_reconnected_with_the_current_token() {
     init();
     tokio::time::timeout(TEST_TIMEOUT, async {

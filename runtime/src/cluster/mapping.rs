@@ -154,6 +154,16 @@ impl Mapper {
             .collect()
     }
 
+    /// Whether the announced address `host:port` is in the map.
+    pub(crate) fn knows(&self, host: &str, port: u16) -> bool {
+        lock(&self.known).contains_key(&(host.to_string(), port))
+    }
+
+    /// Whether addresses were met unmapped since the map was last extended.
+    pub(crate) fn has_missing(&self) -> bool {
+        !lock(&self.missing).is_empty()
+    }
+
     pub(crate) fn mapped_nodes(&self) -> usize {
         lock(&self.known).len()
     }
@@ -176,6 +186,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection to an announced address that was not in the map yet: nothing was sent to it.
+#[derive(Debug)]
+struct Unmapped(String);
+
+impl std::fmt::Display for Unmapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unmapped {}
+
+/// Whether `error` is a connection to an address that was not in the map yet.
+pub(crate) fn is_unmapped(error: &RedisError) -> bool {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    // redis-rs keeps an I/O error as an `Arc` of it and hands that out as the source.
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<Shared>())
+        .and_then(|shared| shared.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<Unmapped>())
+}
+
 /// Resolves node host names for redis-rs: refuses addresses the mapping would send elsewhere
 /// (and asks the handle to remap), never queries DNS for `.invalid` names (RFC 6761), and names
 /// the address in every error.
@@ -189,15 +222,23 @@ impl AsyncDNSResolver for NodeResolver {
     ) -> RedisFuture<'a, Box<dyn Iterator<Item = SocketAddr> + Send + 'a>> {
         Box::pin(async move {
             if let Some((to_host, to_port)) = self.0.unmapped(host, port) {
-                lock(&self.0.missing).insert((host.to_string(), port));
-                self.0.remap.notify_one();
+                // A connection built before the address was mapped asks again: the rebuilt one
+                // has it, and the handle sends the request there.
+                if !self.0.knows(host, port) {
+                    lock(&self.0.missing).insert((host.to_string(), port));
+                    self.0.remap.notify_one();
+                }
                 let message = format!(
                     "cluster node {} is not in the address map yet; remapping it to {}",
                     display_addr(host, port),
                     display_addr(&to_host, to_port)
                 );
                 tracing::info!(node = %display_addr(host, port), "unmapped cluster node address; remapping");
-                return Err(std::io::Error::new(std::io::ErrorKind::NotFound, message).into());
+                // `Unsupported` is an error redis-rs does not retry: the request fails at once,
+                // instead of retrying for minutes a connection that cannot reach the node, and
+                // the handle sends it again on the rebuilt connection.
+                let error = std::io::Error::new(std::io::ErrorKind::Unsupported, Unmapped(message));
+                return Err(error.into());
             }
             let addrs = resolve(host, port).await?;
             Ok(Box::new(addrs.into_iter()) as Box<dyn Iterator<Item = SocketAddr> + Send>)
@@ -287,6 +328,37 @@ pub(crate) fn announced_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmapped_errors_are_told_from_other_io_errors() {
+        let unmapped = std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            Unmapped("node-3.internal.invalid:10000".into()),
+        );
+        assert!(is_unmapped(&RedisError::from(unmapped)));
+        let other = std::io::Error::new(std::io::ErrorKind::Unsupported, "other");
+        assert!(!is_unmapped(&RedisError::from(other)));
+        assert!(!is_unmapped(&RedisError::from((
+            redis::ErrorKind::Client,
+            "not io"
+        ))));
+    }
+
+    #[test]
+    fn a_mapped_address_is_not_missing_again() {
+        let m = Mapper::new(
+            "cache.redis.azure.net".into(),
+            AddressMapping::public_host(),
+        );
+        assert!(!m.knows("node-1.internal", 10000));
+        assert!(!m.has_missing());
+        lock(&m.missing).insert(("node-1.internal".into(), 10000));
+        assert!(m.has_missing());
+        let map = m.extend([("node-0.internal".to_string(), 10000)]);
+        assert_eq!(map.len(), 2);
+        assert!(m.knows("node-1.internal", 10000));
+        assert!(!m.has_missing());
+    }
 
     #[test]
     fn public_host_mapping_keeps_the_port_and_skips_the_public_host() {

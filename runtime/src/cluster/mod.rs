@@ -51,6 +51,7 @@ use redis::{
     RedisResult, TlsCertificates, Value,
 };
 use secrecy::ExposeSecret;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::Auth;
@@ -61,7 +62,7 @@ use crate::token::{Credentials, RefreshPolicy, TokenProvider, TokenStatus};
 pub use mapping::AddressMapping;
 
 use credentials::NodeCredentials;
-use mapping::{Mapper, NodeResolver, display_addr};
+use mapping::{Mapper, NodeResolver, display_addr, is_unmapped};
 
 /// Counters and state of a cluster handle, for health checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +134,8 @@ impl ClusterBuilder {
     }
 
     /// How often redis-rs retries a command after a redirection or a connection error
-    /// (redis-rs's default otherwise).
+    /// (redis-rs's default otherwise: 16). The waits between retries start at 50 ms and grow
+    /// to at most 1 s, so that a command whose node stays unreachable fails within seconds.
     pub fn retries(mut self, retries: u32) -> ClusterBuilder {
         self.retries = Some(retries);
         self
@@ -190,6 +192,7 @@ impl ClusterBuilder {
             provider,
             conn: RwLock::new(conn.clone()),
             epoch: AtomicU64::new(0),
+            rebuilt: Notify::new(),
             auth_timeout: self.options.auth_timeout,
             keepalive: self.options.keepalive,
             reauths: AtomicU64::new(0),
@@ -323,6 +326,13 @@ impl Template {
         let map: std::collections::HashMap<NodeAddress, NodeAddress> =
             self.mapper.extend(announced.iter().cloned());
         let mut builder = ClusterClientBuilder::new(vec![self.seed()?])
+            // Retries 50 ms apart at first, then at most 1 s: a request that cannot reach its
+            // node fails within seconds (redis-rs's own waits grow to minutes), and one
+            // redirected to a node the map does not have yet is soon sent again on the rebuilt
+            // connection.
+            .min_retry_wait(50)
+            .max_retry_wait(1000)
+            .retry_wait_formula(50, 2)
             .connection_timeout(self.connect_timeout)
             .use_protocol(self.protocol())
             .node_address_map(map)
@@ -354,6 +364,8 @@ struct Inner {
     provider: TokenProvider,
     conn: RwLock<ClusterConnection>,
     epoch: AtomicU64,
+    /// Woken when the connection is replaced.
+    rebuilt: Notify,
     auth_timeout: Duration,
     keepalive: Option<Duration>,
     reauths: AtomicU64,
@@ -456,6 +468,26 @@ impl AzureRedisCluster {
         self.connection().route_command(cmd, routing).await
     }
 
+    /// Whether a request that failed with `error` on the connection of `epoch` was sent to no
+    /// node, and a rebuilt connection may reach its node: the node's address was not mapped
+    /// yet, or the connection was replaced meanwhile (by one that maps it) and redis-rs's last
+    /// attempt ended in a redirect or without a connection to the node.
+    fn unreached(&self, error: &RedisError, epoch: u64) -> bool {
+        if is_unmapped(error) {
+            return true;
+        }
+        let replaced = self.inner.epoch.load(Ordering::Acquire) != epoch;
+        replaced
+            && (error.redirect_node().is_some()
+                || error.kind() == ErrorKind::ClusterConnectionNotFound)
+    }
+
+    /// The epoch of the current cluster connection.
+    fn connection_epoch(&mut self) -> u64 {
+        self.connection();
+        self.local_epoch
+    }
+
     /// The current cluster connection (replaced when the handle rebuilds it).
     fn connection(&mut self) -> &mut ClusterConnection {
         let epoch = self.inner.epoch.load(Ordering::Acquire);
@@ -479,14 +511,29 @@ impl Inner {
         *self.conn.write().unwrap_or_else(PoisonError::into_inner) = conn;
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.rebuilt.notify_waiters();
     }
 
-    /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
-    /// refuses or does not answer. Returns whether every node accepted.
-    ///
-    /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
-    /// routed to a single node by replacing that node's connection, whereas a multi-node route
-    /// hands each node's reply back as it is.
+    /// Waits until the connection of `epoch` has been replaced, for at most the time a rebuild
+    /// takes (discovery, then the node connections); `error` otherwise.
+    async fn rebuilt_since(&self, epoch: u64, error: RedisError) -> RedisResult<()> {
+        let rebuilt = async {
+            loop {
+                let notified = self.rebuilt.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.epoch.load(Ordering::Acquire) != epoch {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let limit = self.template.connect_timeout * 2 + Duration::from_millis(500);
+        tokio::time::timeout(limit, rebuilt)
+            .await
+            .map_err(|_| error)
+    }
+
     /// Keeps idle node connections open. redis-rs repairs a node connection that a `PING`
     /// finds dropped.
     async fn ping_all(&self) {
@@ -500,6 +547,12 @@ impl Inner {
         }
     }
 
+    /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
+    /// refuses or does not answer. Returns whether every node accepted.
+    ///
+    /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
+    /// routed to a single node by replacing that node's connection, whereas a multi-node route
+    /// hands each node's reply back as it is.
     async fn reauth_all(&self, credentials: &Credentials) -> bool {
         let mut conn = self.current();
         let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
@@ -621,18 +674,47 @@ async fn supervise(inner: Arc<Inner>) {
                 }
             }
             () = inner.template.mapper.remap.notified() => {
-                // Let a burst of unmapped addresses (one per node) gather first.
+                // Let a burst of unmapped addresses (one per node) gather first. A wake-up for
+                // addresses that the last rebuild mapped already wants nothing.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                rebuild_wanted = true;
+                rebuild_wanted = inner.template.mapper.has_missing();
             }
             () = tick(&mut keepalive) => inner.ping_all().await,
         }
     }
 }
 
+/// Whether `cmd` may be sent again after it failed on an unmapped node. A command that goes to
+/// one node was executed nowhere. redis-rs splits some commands over the nodes of their keys'
+/// slots, so part of one may have been executed: of those, all but a multi-key `DEL` or
+/// `UNLINK` give the same result when sent again (`MGET`, `EXISTS`, `TOUCH`, `MSET` of the
+/// same values, and the commands sent to every node), whereas those would count fewer keys.
+fn resendable(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter();
+    let name = match args.next() {
+        Some(redis::Arg::Simple(name)) => name,
+        _ => return true,
+    };
+    let deletes = name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK");
+    !(deletes && args.count() > 1)
+}
+
+/// Requests redirected to a node announced after the connection was built fail with an
+/// "unmapped" error before anything is sent to that node; they are sent once more on the
+/// rebuilt connection. Pipelines go to one node, as redis-rs routes them.
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        async move { self.connection().req_packed_command(cmd).await }.boxed()
+        async move {
+            let epoch = self.connection_epoch();
+            match self.connection().req_packed_command(cmd).await {
+                Err(error) if self.unreached(&error, epoch) && resendable(cmd) => {
+                    self.inner.rebuilt_since(epoch, error).await?;
+                    self.connection().req_packed_command(cmd).await
+                }
+                result => result,
+            }
+        }
+        .boxed()
     }
 
     fn req_packed_commands<'a>(
@@ -642,9 +724,20 @@ impl ConnectionLike for AzureRedisCluster {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            self.connection()
+            let epoch = self.connection_epoch();
+            let sent = self
+                .connection()
                 .req_packed_commands(pipeline, offset, count)
-                .await
+                .await;
+            match sent {
+                Err(error) if self.unreached(&error, epoch) => {
+                    self.inner.rebuilt_since(epoch, error).await?;
+                    self.connection()
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                }
+                result => result,
+            }
         }
         .boxed()
     }
@@ -657,6 +750,18 @@ impl ConnectionLike for AzureRedisCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_key_deletes_are_not_sent_twice() {
+        assert!(resendable(redis::cmd("GET").arg("k")));
+        assert!(resendable(redis::cmd("DEL").arg("k")));
+        assert!(resendable(redis::cmd("MGET").arg("a").arg("b")));
+        assert!(resendable(
+            redis::cmd("MSET").arg("a").arg(1).arg("b").arg(2)
+        ));
+        assert!(!resendable(redis::cmd("DEL").arg("a").arg("b")));
+        assert!(!resendable(redis::cmd("unlink").arg("a").arg("b")));
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {
