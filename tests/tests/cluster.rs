@@ -599,19 +599,19 @@ async fn redis_rs_alone_loses_its_node_connections_when_the_token_expires() {
 async fn idle_node_connections_stay_open_with_keepalive_and_cost_no_command_without() {
     init();
     tokio::time::timeout(TEST_TIMEOUT, async {
-        // Azure closes a connection idle for 10 minutes; these gates after 1 s.
+        // Azure closes a connection idle for 10 minutes; these gates after 1.5 s.
         let cluster = ClusterEmulator::builder()
             .emulator(
                 Emulator::builder()
                     .token_lifetime(Duration::from_secs(60))
-                    .idle_timeout(Duration::from_secs(1)),
+                    .idle_timeout(Duration::from_millis(1500)),
             )
             .announce(Announce::Gates)
             .start()
             .await
             .expect("the cluster starts");
         let keys: Vec<String> = (0..30).map(|i| format!("idle:{i}")).collect();
-        let idle = Duration::from_millis(2500);
+        let idle = Duration::from_millis(3500);
 
         let mut kept = builder(&cluster)
             .keepalive(Some(Duration::from_millis(300)))
