@@ -151,3 +151,94 @@ async fn actix_extracts_the_handle_however_it_is_registered() {
     .await
     .expect("test timed out");
 }
+
+/// A cluster handle through the cluster emulator's service principal.
+async fn connect_cluster(
+    cluster: &azure_redis_emulator::ClusterEmulator,
+) -> azure_redis_connect::cluster::AzureRedisCluster {
+    let (sp, secret) = cluster.identity().default_service_principal();
+    let auth = azure_redis_connect::Auth::ServicePrincipal {
+        tenant_id: sp.tenant_id.clone(),
+        client_id: sp.client_id.clone(),
+        client_secret: secret.clone(),
+    };
+    let mut endpoint = azure_redis_connect::Endpoint::new("localhost");
+    endpoint.port = cluster.seed_addr().port();
+    azure_redis_connect::cluster::AzureRedisCluster::builder(endpoint, auth)
+        .root_certificate_pem(cluster.identity().ca_pem())
+        .authority_host(cluster.identity().token_endpoint_authority())
+        .connect()
+        .await
+        .expect("connects to the cluster")
+}
+
+#[actix_web::test]
+async fn cluster_health_pings_every_primary_in_both_frameworks() {
+    use actix_web::test::{TestRequest, call_service, init_service, read_body};
+    use azure_redis_connect::web::{actix, axum as ax};
+
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let cluster = azure_redis_emulator::ClusterEmulator::builder()
+            .emulator(Emulator::builder().token_lifetime(Duration::from_secs(60)))
+            .start()
+            .await
+            .expect("the cluster starts");
+        let handle = connect_cluster(&cluster).await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let router = axum::Router::new()
+            .route("/health", get(ax::cluster_health))
+            .with_state(handle.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let actix_app = init_service(
+            App::new()
+                .app_data(web::ThinData(handle.clone()))
+                .route("/health", web::get().to(actix::cluster_health)),
+        )
+        .await;
+
+        let r = common::request(&addr, "GET", "/health", &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["status"], "ok");
+        assert!(r.json()["ping_ms"].is_number(), "{}", r.body);
+        let response =
+            call_service(&actix_app, TestRequest::get().uri("/health").to_request()).await;
+        assert_eq!(response.status(), 200);
+
+        // One primary stops answering: the cluster is not healthy, in either framework.
+        cluster
+            .node_faults(1)
+            .expect("node 1")
+            .stall_gate(Duration::from_secs(6));
+        let r = common::request(&addr, "GET", "/health", &[]).await.unwrap();
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.json()["status"], "unavailable");
+        let response =
+            call_service(&actix_app, TestRequest::get().uri("/health").to_request()).await;
+        assert_eq!(response.status(), 503);
+        let body = read_body(response).await;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            json["reasons"][0]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("PING"),
+            "{json}"
+        );
+        for text in [r.body.as_str(), std::str::from_utf8(&body).unwrap()] {
+            let secret = cluster.identity().default_service_principal().1;
+            assert!(!text.contains(azure_redis_connect::ExposeSecret::expose_secret(secret)));
+        }
+
+        server.abort();
+        let _ = server.await;
+        drop(actix_app);
+        drop(handle);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}

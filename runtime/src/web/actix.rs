@@ -44,16 +44,25 @@ use ::actix_web::web::{Data, ThinData};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, error};
 
 use super::HealthReport;
+use crate::cluster::AzureRedisCluster;
 use crate::conn::AzureRedis;
 
-fn registered(req: &HttpRequest) -> Option<AzureRedis> {
-    if let Some(ThinData(redis)) = req.app_data::<ThinData<AzureRedis>>() {
-        return Some(redis.clone());
+/// The handle of type `T` registered as `ThinData(handle)`, `Data::new(handle)` or bare; a 500
+/// (and an error log saying how to register it) without.
+fn registered<T: Clone + 'static>(req: &HttpRequest, name: &str) -> Result<T, error::Error> {
+    if let Some(ThinData(handle)) = req.app_data::<ThinData<T>>() {
+        return Ok(handle.clone());
     }
-    if let Some(data) = req.app_data::<Data<AzureRedis>>() {
-        return Some(AzureRedis::clone(data));
+    if let Some(data) = req.app_data::<Data<T>>() {
+        return Ok(T::clone(data));
     }
-    req.app_data::<AzureRedis>().cloned()
+    req.app_data::<T>().cloned().ok_or_else(|| {
+        tracing::error!(
+            path = req.path(),
+            "no {name} handle registered: add `.app_data(web::ThinData(handle.clone()))` to the App"
+        );
+        error::ErrorInternalServerError("the Redis handle is not configured")
+    })
 }
 
 impl FromRequest for AzureRedis {
@@ -61,13 +70,17 @@ impl FromRequest for AzureRedis {
     type Future = Ready<Result<AzureRedis, error::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(registered(req).ok_or_else(|| {
-            tracing::error!(
-                path = req.path(),
-                "no AzureRedis handle registered: add `.app_data(web::ThinData(redis.clone()))` to the App"
-            );
-            error::ErrorInternalServerError("the Redis handle is not configured")
-        }))
+        ready(registered(req, "AzureRedis"))
+    }
+}
+
+/// Registered like [`AzureRedis`].
+impl FromRequest for AzureRedisCluster {
+    type Error = error::Error;
+    type Future = Ready<Result<AzureRedisCluster, error::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(registered(req, "AzureRedisCluster"))
     }
 }
 
@@ -100,4 +113,19 @@ impl Responder for HealthReport {
 /// ```
 pub async fn health(redis: AzureRedis) -> HealthReport {
     HealthReport::check(&redis).await
+}
+
+/// `GET /health` for a cluster handle: sends `PING` to every primary, then answers like
+/// [`health`], `503 Service Unavailable` unless each one answered.
+///
+/// ```no_run
+/// # fn app(cluster: azure_redis_connect::cluster::AzureRedisCluster) {
+/// use actix_web::{App, web};
+/// let app = App::new()
+///     .app_data(web::ThinData(cluster))
+///     .route("/health", web::get().to(azure_redis_connect::web::actix::cluster_health));
+/// # }
+/// ```
+pub async fn cluster_health(cluster: AzureRedisCluster) -> HealthReport {
+    HealthReport::check(&cluster).await
 }

@@ -56,6 +56,7 @@ use ::axum::http::{HeaderValue, StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 
 use super::HealthReport;
+use crate::cluster::AzureRedisCluster;
 use crate::conn::AzureRedis;
 
 impl<S> FromRequestParts<S> for AzureRedis
@@ -67,6 +68,18 @@ where
 
     async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         Ok(AzureRedis::from_ref(state))
+    }
+}
+
+impl<S> FromRequestParts<S> for AzureRedisCluster
+where
+    AzureRedisCluster: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(AzureRedisCluster::from_ref(state))
     }
 }
 
@@ -101,4 +114,18 @@ impl IntoResponse for HealthReport {
 /// ```
 pub async fn health(redis: AzureRedis) -> HealthReport {
     HealthReport::check(&redis).await
+}
+
+/// `GET /health` for a cluster handle: sends `PING` to every primary, then answers like
+/// [`health`], `503 Service Unavailable` unless each one answered.
+///
+/// ```no_run
+/// # fn app(cluster: azure_redis_connect::cluster::AzureRedisCluster) -> axum::Router {
+/// axum::Router::new()
+///     .route("/health", axum::routing::get(azure_redis_connect::web::axum::cluster_health))
+///     .with_state(cluster)
+/// # }
+/// ```
+pub async fn cluster_health(cluster: AzureRedisCluster) -> HealthReport {
+    HealthReport::check(&cluster).await
 }

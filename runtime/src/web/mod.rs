@@ -1,13 +1,14 @@
-//! Web framework integration (features `axum` and `actix-web`): the [`AzureRedis`] handle as an
-//! extractor, and a ready health handler.
+//! Web framework integration (features `axum` and `actix-web`): the [`AzureRedis`] and
+//! [`AzureRedisCluster`] handles as extractors, and ready health handlers.
 //!
 //! - [`axum`](mod@self::axum) (feature `axum`, axum 0.8): `AzureRedis` is a `FromRequestParts`
 //!   extractor for any state `S` where `AzureRedis: FromRef<S>` (the handle itself as state, or
 //!   an application state with `#[derive(FromRef)]`), and [`axum::health`]
-//!   is a handler for `GET /health`.
+//!   is a handler for `GET /health`; likewise [`AzureRedisCluster`] and [`axum::cluster_health`].
 //! - [`actix`] (feature `actix-web`, actix-web 4): `AzureRedis` is a `FromRequest` extractor that
 //!   finds the handle registered with `App::app_data` as `web::ThinData(redis)`,
-//!   `web::Data::new(redis)` or bare, and [`actix::health`] is a handler for `GET /health`.
+//!   `web::Data::new(redis)` or bare, and [`actix::health`] is a handler for `GET /health`;
+//!   likewise [`AzureRedisCluster`] and [`actix::cluster_health`].
 //!
 //! Both health handlers answer with a [`HealthReport`] as JSON: `200 OK` while the connection is
 //! open, answers `PING` and its token is valid, `503 Service Unavailable` otherwise. The report
@@ -39,12 +40,42 @@
 //! `status` is `"ok"`, `"degraded"` (still served with 200: the token is valid but refreshing
 //! it fails; `reasons` says so) or `"unavailable"` (503: not connected, `PING` failed, or the
 //! token expired).
+//!
+//! For a cluster handle (`cluster_health` in each framework's module) the `PING` goes to every
+//! primary and fails unless each one answers, and `reconnects` counts rebuilds of the cluster
+//! connection.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::cluster::{AzureRedisCluster, ClusterStatus};
 use crate::conn::{AzureRedis, ConnectionStatus};
+use crate::token::TokenStatus;
+
+/// A handle whose health the health handlers report: [`AzureRedis`] or [`AzureRedisCluster`].
+pub trait Checkable: redis::aio::ConnectionLike + Clone + Send + Sync + sealed::Sealed {
+    /// The report of what the handle knows, without asking the server.
+    fn report(&self) -> HealthReport;
+}
+
+impl Checkable for AzureRedis {
+    fn report(&self) -> HealthReport {
+        HealthReport::from_status(&self.status())
+    }
+}
+
+impl Checkable for AzureRedisCluster {
+    fn report(&self) -> HealthReport {
+        HealthReport::from_cluster_status(&self.status())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::conn::AzureRedis {}
+    impl Sealed for crate::cluster::AzureRedisCluster {}
+}
 
 #[cfg(feature = "actix-web")]
 pub mod actix;
@@ -111,7 +142,9 @@ pub struct HealthReport {
     pub healthy: bool,
     /// Why the status is not `ok`, one short phrase each.
     pub reasons: Vec<String>,
-    /// Whether a connection is open.
+    /// Whether a connection is open. A cluster handle always has its cluster connection
+    /// (redis-rs repairs the node connections), so this is `true` for it; whether every primary
+    /// answers shows in `ping_ms` and `reasons`.
     pub connected: bool,
     /// Round trip of `PING` in milliseconds; `null` when it failed or was not sent.
     pub ping_ms: Option<f64>,
@@ -121,7 +154,8 @@ pub struct HealthReport {
     pub reauths: u64,
     /// Failed re-AUTH attempts.
     pub reauth_failures: u64,
-    /// Connections opened after the first one.
+    /// Connections opened after the first one (for a cluster handle: rebuilds of the cluster
+    /// connection).
     pub reconnects: u64,
 }
 
@@ -131,8 +165,28 @@ impl HealthReport {
         HealthReport::at(status, SystemTime::now())
     }
 
+    /// The report for a cluster handle's status snapshot, without asking the server.
+    pub fn from_cluster_status(status: &ClusterStatus) -> HealthReport {
+        let counts = Counts {
+            connected: true,
+            reauths: status.reauths,
+            reauth_failures: status.reauth_failures,
+            reconnects: status.rebuilds,
+        };
+        HealthReport::build(&counts, &status.token, SystemTime::now())
+    }
+
     fn at(status: &ConnectionStatus, now: SystemTime) -> HealthReport {
-        let token = &status.token;
+        let counts = Counts {
+            connected: status.connected,
+            reauths: status.reauths,
+            reauth_failures: status.reauth_failures,
+            reconnects: status.reconnects,
+        };
+        HealthReport::build(&counts, &status.token, now)
+    }
+
+    fn build(status: &Counts, token: &TokenStatus, now: SystemTime) -> HealthReport {
         let expired = token.expires_at.is_some_and(|at| at <= now);
         let mut report = HealthReport {
             status: HealthState::Ok,
@@ -179,12 +233,12 @@ impl HealthReport {
 
     /// Takes a status snapshot and sends `PING` through the handle, waiting at most
     /// [`DEFAULT_PING_TIMEOUT`].
-    pub async fn check(redis: &AzureRedis) -> HealthReport {
+    pub async fn check(redis: &impl Checkable) -> HealthReport {
         HealthReport::check_with_timeout(redis, DEFAULT_PING_TIMEOUT).await
     }
 
     /// Like [`HealthReport::check`], with another `PING` timeout.
-    pub async fn check_with_timeout(redis: &AzureRedis, timeout: Duration) -> HealthReport {
+    pub async fn check_with_timeout(redis: &impl Checkable, timeout: Duration) -> HealthReport {
         let mut conn = redis.clone();
         let started = Instant::now();
         let ping = tokio::time::timeout(
@@ -193,7 +247,7 @@ impl HealthReport {
         )
         .await;
         let elapsed = started.elapsed();
-        let mut report = HealthReport::from_status(&redis.status());
+        let mut report = redis.report();
         match ping {
             Ok(Ok(_)) => report.ping_ms = Some(round3(elapsed.as_secs_f64() * 1000.0)),
             Ok(Err(error)) => report.unavailable(format!("PING failed: {}", describe(&error))),
@@ -212,6 +266,14 @@ impl HealthReport {
         // Serializing plain strings, numbers and options cannot fail.
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
+}
+
+/// What a report takes from a status besides the token.
+struct Counts {
+    connected: bool,
+    reauths: u64,
+    reauth_failures: u64,
+    reconnects: u64,
 }
 
 /// A redis error in a few words, never its detail text (which could quote what was sent).
@@ -367,6 +429,31 @@ mod tests {
         let down = HealthReport::at(&status(false, Some(at(1_700_003_600)), 0), now);
         assert_eq!(down.status, HealthState::Unavailable);
         assert_eq!(down.reasons, ["not connected to Redis"]);
+    }
+
+    #[test]
+    fn a_cluster_status_reports_rebuilds_as_reconnects() {
+        let healthy = ClusterStatus {
+            token: status(true, Some(SystemTime::now() + Duration::from_secs(600)), 0).token,
+            reauths: 9,
+            reauth_failures: 1,
+            rebuilds: 2,
+            mapped_nodes: 3,
+        };
+        let report = HealthReport::from_cluster_status(&healthy);
+        assert!(report.healthy);
+        assert!(report.connected);
+        assert_eq!(
+            (report.reauths, report.reauth_failures, report.reconnects),
+            (9, 1, 2)
+        );
+        let expired = ClusterStatus {
+            token: status(true, Some(SystemTime::now() - Duration::from_secs(1)), 3).token,
+            ..healthy
+        };
+        let report = HealthReport::from_cluster_status(&expired);
+        assert_eq!(report.status, HealthState::Unavailable);
+        assert!(report.token.expired);
     }
 
     #[test]
