@@ -190,7 +190,7 @@ impl ClusterBuilder {
         let inner = Arc::new(Inner {
             template,
             provider,
-            conn: RwLock::new(conn.clone()),
+            conn: RwLock::new((0, conn)),
             epoch: AtomicU64::new(0),
             rebuilt: Notify::new(),
             auth_timeout: self.options.auth_timeout,
@@ -202,8 +202,6 @@ impl ClusterBuilder {
         let task = tokio::spawn(supervise(Arc::clone(&inner)));
         Ok(AzureRedisCluster {
             inner,
-            local: conn,
-            local_epoch: 0,
             _task: Arc::new(TaskGuard(task)),
         })
     }
@@ -362,7 +360,8 @@ impl Template {
 struct Inner {
     template: Template,
     provider: TokenProvider,
-    conn: RwLock<ClusterConnection>,
+    /// The cluster connection and its epoch (the number of rebuilds before it).
+    conn: RwLock<(u64, ClusterConnection)>,
     epoch: AtomicU64,
     /// Woken when the connection is replaced.
     rebuilt: Notify,
@@ -400,22 +399,10 @@ impl Drop for TaskGuard {
 /// println!("{:?}", cache.status());
 /// # Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct AzureRedisCluster {
     inner: Arc<Inner>,
-    local: ClusterConnection,
-    local_epoch: u64,
     _task: Arc<TaskGuard>,
-}
-
-impl Clone for AzureRedisCluster {
-    fn clone(&self) -> Self {
-        AzureRedisCluster {
-            inner: Arc::clone(&self.inner),
-            local: self.local.clone(),
-            local_epoch: self.local_epoch,
-            _task: Arc::clone(&self._task),
-        }
-    }
 }
 
 impl fmt::Debug for AzureRedisCluster {
@@ -465,7 +452,8 @@ impl AzureRedisCluster {
     /// Sends `cmd` to the node(s) `routing` names, as
     /// [`ClusterConnection::route_command`](redis::cluster_async::ClusterConnection::route_command).
     pub async fn route_command(&mut self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
-        self.connection().route_command(cmd, routing).await
+        let (_, mut conn) = self.inner.current();
+        conn.route_command(cmd, routing).await
     }
 
     /// Whether a request that failed with `error` on the connection of `epoch` was sent to no
@@ -481,26 +469,12 @@ impl AzureRedisCluster {
             && (error.redirect_node().is_some()
                 || error.kind() == ErrorKind::ClusterConnectionNotFound)
     }
-
-    /// The epoch of the current cluster connection.
-    fn connection_epoch(&mut self) -> u64 {
-        self.connection();
-        self.local_epoch
-    }
-
-    /// The current cluster connection (replaced when the handle rebuilds it).
-    fn connection(&mut self) -> &mut ClusterConnection {
-        let epoch = self.inner.epoch.load(Ordering::Acquire);
-        if epoch != self.local_epoch {
-            self.local = self.inner.current();
-            self.local_epoch = epoch;
-        }
-        &mut self.local
-    }
 }
 
 impl Inner {
-    fn current(&self) -> ClusterConnection {
+    /// The current cluster connection and its epoch. Requests take it afresh each time (a
+    /// clone of two `Arc`s), so that no clone of the handle keeps a replaced one alive.
+    fn current(&self) -> (u64, ClusterConnection) {
         self.conn
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -508,8 +482,11 @@ impl Inner {
     }
 
     fn replace(&self, conn: ClusterConnection) {
-        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = conn;
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut current = self.conn.write().unwrap_or_else(PoisonError::into_inner);
+            *current = (current.0 + 1, conn);
+            self.epoch.store(current.0, Ordering::Release);
+        }
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         self.rebuilt.notify_waiters();
     }
@@ -537,7 +514,7 @@ impl Inner {
     /// Keeps idle node connections open. redis-rs repairs a node connection that a `PING`
     /// finds dropped.
     async fn ping_all(&self) {
-        let mut conn = self.current();
+        let (_, mut conn) = self.current();
         let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
         let ping = conn.route_command(redis::cmd("PING"), all_nodes);
         match tokio::time::timeout(self.auth_timeout, ping).await {
@@ -554,7 +531,7 @@ impl Inner {
     /// routed to a single node by replacing that node's connection, whereas a multi-node route
     /// hands each node's reply back as it is.
     async fn reauth_all(&self, credentials: &Credentials) -> bool {
-        let mut conn = self.current();
+        let (_, mut conn) = self.current();
         let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
         for attempt in 1..=3u32 {
             let sent = tokio::time::timeout(
@@ -705,11 +682,13 @@ fn resendable(cmd: &Cmd) -> bool {
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            let epoch = self.connection_epoch();
-            match self.connection().req_packed_command(cmd).await {
+            let (epoch, mut conn) = self.inner.current();
+            match conn.req_packed_command(cmd).await {
                 Err(error) if self.unreached(&error, epoch) && resendable(cmd) => {
+                    drop(conn);
                     self.inner.rebuilt_since(epoch, error).await?;
-                    self.connection().req_packed_command(cmd).await
+                    let (_, mut conn) = self.inner.current();
+                    conn.req_packed_command(cmd).await
                 }
                 result => result,
             }
@@ -724,17 +703,13 @@ impl ConnectionLike for AzureRedisCluster {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            let epoch = self.connection_epoch();
-            let sent = self
-                .connection()
-                .req_packed_commands(pipeline, offset, count)
-                .await;
-            match sent {
+            let (epoch, mut conn) = self.inner.current();
+            match conn.req_packed_commands(pipeline, offset, count).await {
                 Err(error) if self.unreached(&error, epoch) => {
+                    drop(conn);
                     self.inner.rebuilt_since(epoch, error).await?;
-                    self.connection()
-                        .req_packed_commands(pipeline, offset, count)
-                        .await
+                    let (_, mut conn) = self.inner.current();
+                    conn.req_packed_commands(pipeline, offset, count).await
                 }
                 result => result,
             }
