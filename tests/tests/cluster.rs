@@ -651,3 +651,103 @@ async fn idle_node_connections_stay_open_with_keepalive_and_cost_no_command_with
     .await
     .expect("within the test timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resp3_subscriber_receives_every_message_through_refreshes_and_a_rebuild() {
+    use azure_redis_connect::redis::{PushKind, Value};
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let subscriber = builder(&cluster)
+            .push_sender(tx)
+            .connect()
+            .await
+            .expect("connects");
+        subscriber.subscribe("news").await.expect("SUBSCRIBE");
+        subscriber
+            .ssubscribe("{orders}:events")
+            .await
+            .expect("SSUBSCRIBE");
+        // The publisher talks to redis-server directly (behind the gates), so that every AUTH
+        // the gates see is the subscriber's. PUBLISH reaches every node through the cluster
+        // bus; SPUBLISH must go to the node of the channel's slot.
+        let owner = cluster
+            .owner_of(slot("{orders}:events"))
+            .await
+            .expect("owner");
+        let password = cluster.redis_password().expose_secret().to_string();
+        let mut publisher = redis::Client::open(format!(
+            "redis://:{password}@{}",
+            cluster.redis_addrs()[owner]
+        ))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a direct connection to the channel's node");
+        let mut generations = subscriber.token_provider().subscribe();
+        let first_generation = generations.borrow_and_update().generation;
+
+        // 8 s of messages on both channels: several refreshes, and at 2 s, three refused AUTHs
+        // on node 0 (the next refresh's re-AUTH rounds) make the handle rebuild its connection.
+        const MESSAGES: u32 = 200;
+        for i in 0..MESSAGES {
+            if i == 50 {
+                cluster.node_faults(0).expect("node 0").reject_next_auths(3);
+            }
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg("news")
+                .arg(i)
+                .query_async(&mut publisher)
+                .await
+                .expect("PUBLISH");
+            let _: i64 = redis::cmd("SPUBLISH")
+                .arg("{orders}:events")
+                .arg(i)
+                .query_async(&mut publisher)
+                .await
+                .expect("SPUBLISH");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        let refreshes = generations.borrow_and_update().generation - first_generation;
+        assert!(refreshes >= 2, "{refreshes} refreshes");
+        let status = subscriber.status();
+        assert_eq!(status.rebuilds, 1, "{status:?}");
+
+        let mut news = Vec::new();
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while news.iter().collect::<HashSet<_>>().len() < MESSAGES as usize
+            || events.iter().collect::<HashSet<_>>().len() < MESSAGES as usize
+        {
+            let Ok(Some(push)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+                break;
+            };
+            let into = match push.kind {
+                PushKind::Message => &mut news,
+                PushKind::SMessage => &mut events,
+                _ => continue,
+            };
+            if let Some(Value::BulkString(payload)) = push.data.get(1) {
+                let n: u32 = String::from_utf8_lossy(payload).parse().expect("a number");
+                into.push(n);
+            }
+        }
+        for (channel, got) in [("news", &news), ("{orders}:events", &events)] {
+            let distinct: HashSet<u32> = got.iter().copied().collect();
+            let missing: Vec<u32> = (0..MESSAGES).filter(|i| !distinct.contains(i)).collect();
+            assert!(missing.is_empty(), "{channel}: missing {missing:?}");
+            // While the rebuilt connection and the one it replaces are both subscribed, a
+            // message can arrive twice; never more.
+            assert!(
+                got.len() - distinct.len() <= 10,
+                "{channel}: {} twice",
+                got.len() - distinct.len()
+            );
+        }
+        assert_eq!(cluster.counters().closed_at_expiry, 0);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}

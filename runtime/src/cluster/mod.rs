@@ -37,7 +37,7 @@ mod mapping;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -47,16 +47,16 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
-    IntoConnectionInfo, Pipeline, ProtocolVersion, RedisConnectionInfo, RedisError, RedisFuture,
-    RedisResult, TlsCertificates, Value,
+    IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisConnectionInfo, RedisError,
+    RedisFuture, RedisResult, TlsCertificates, Value,
 };
 use secrecy::ExposeSecret;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::Auth;
 use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::conn::{ConnectError, Options, keepalive_ticks, option_setters, tick};
+use crate::conn::{ConnectError, Options, Subscriptions, keepalive_ticks, option_setters, tick};
 use crate::token::{Credentials, RefreshPolicy, TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
@@ -97,6 +97,7 @@ pub struct ClusterBuilder {
     options: Options,
     mapping: Option<AddressMapping>,
     retries: Option<u32>,
+    push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
 }
 
 impl fmt::Debug for ClusterBuilder {
@@ -123,6 +124,7 @@ impl ClusterBuilder {
             options: Options::default(),
             mapping: None,
             retries: None,
+            push_sender: None,
         }
     }
 
@@ -138,6 +140,14 @@ impl ClusterBuilder {
     /// to at most 1 s, so that a command whose node stays unreachable fails within seconds.
     pub fn retries(mut self, retries: u32) -> ClusterBuilder {
         self.retries = Some(retries);
+        self
+    }
+
+    /// Receives the RESP3 pushes of every node connection: the messages of
+    /// [`subscribe`](AzureRedisCluster::subscribe), [`psubscribe`](AzureRedisCluster::psubscribe)
+    /// and [`ssubscribe`](AzureRedisCluster::ssubscribe).
+    pub fn push_sender(mut self, sender: mpsc::UnboundedSender<PushInfo>) -> ClusterBuilder {
+        self.push_sender = Some(sender);
         self
     }
 
@@ -176,6 +186,7 @@ impl ClusterBuilder {
             response_timeout: self.options.response_timeout,
             resp3: self.options.resp3,
             retries: self.retries,
+            push_sender: self.push_sender,
         };
         let seed = template.endpoint.to_string();
         let announced = template
@@ -191,6 +202,7 @@ impl ClusterBuilder {
             template,
             provider,
             conn: RwLock::new((0, conn)),
+            subscriptions: Mutex::new(Subscriptions::default()),
             epoch: AtomicU64::new(0),
             rebuilt: Notify::new(),
             auth_timeout: self.options.auth_timeout,
@@ -216,6 +228,7 @@ struct Template {
     response_timeout: Option<Duration>,
     resp3: bool,
     retries: Option<u32>,
+    push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
 }
 
 impl Template {
@@ -345,6 +358,9 @@ impl Template {
         if let Some(retries) = self.retries {
             builder = builder.retries(retries);
         }
+        if let Some(sender) = &self.push_sender {
+            builder = builder.push_sender(sender.clone());
+        }
         if self.endpoint.tls
             && let Some(pem) = &self.root_ca_pem
         {
@@ -362,6 +378,8 @@ struct Inner {
     provider: TokenProvider,
     /// The cluster connection and its epoch (the number of rebuilds before it).
     conn: RwLock<(u64, ClusterConnection)>,
+    /// Restored on every rebuilt connection.
+    subscriptions: Mutex<Subscriptions>,
     epoch: AtomicU64,
     /// Woken when the connection is replaced.
     rebuilt: Notify,
@@ -456,6 +474,62 @@ impl AzureRedisCluster {
         conn.route_command(cmd, routing).await
     }
 
+    /// Subscribes to `channel`; its messages arrive at the builder's
+    /// [`push_sender`](ClusterBuilder::push_sender) (RESP3). redis-rs restores the subscription
+    /// when a node connection is replaced, and the handle when it rebuilds the cluster
+    /// connection; messages published while no connection is subscribed are lost, as with any
+    /// Redis pub/sub client.
+    pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        let (_, mut conn) = self.inner.current();
+        conn.subscribe(&channel).await?;
+        self.inner.subscriptions().channels.insert(channel);
+        Ok(())
+    }
+
+    /// Unsubscribes from a channel.
+    pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        self.inner.subscriptions().channels.remove(&channel);
+        let (_, mut conn) = self.inner.current();
+        conn.unsubscribe(&channel).await
+    }
+
+    /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
+    pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
+        let pattern = pattern.into();
+        let (_, mut conn) = self.inner.current();
+        conn.psubscribe(&pattern).await?;
+        self.inner.subscriptions().patterns.insert(pattern);
+        Ok(())
+    }
+
+    /// Unsubscribes from a pattern.
+    pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
+        let pattern = pattern.into();
+        self.inner.subscriptions().patterns.remove(&pattern);
+        let (_, mut conn) = self.inner.current();
+        conn.punsubscribe(&pattern).await
+    }
+
+    /// Subscribes to a sharded channel (`SSUBSCRIBE`, on the node of the channel's slot); see
+    /// [`subscribe`](Self::subscribe).
+    pub async fn ssubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        let (_, mut conn) = self.inner.current();
+        conn.ssubscribe(&channel).await?;
+        self.inner.subscriptions().shard_channels.insert(channel);
+        Ok(())
+    }
+
+    /// Unsubscribes from a sharded channel.
+    pub async fn sunsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
+        let channel = channel.into();
+        self.inner.subscriptions().shard_channels.remove(&channel);
+        let (_, mut conn) = self.inner.current();
+        conn.sunsubscribe(&channel).await
+    }
+
     /// Whether a request that failed with `error` on the connection of `epoch` was sent to no
     /// node, and a rebuilt connection may reach its node: the node's address was not mapped
     /// yet, or the connection was replaced meanwhile (by one that maps it) and redis-rs's last
@@ -472,6 +546,12 @@ impl AzureRedisCluster {
 }
 
 impl Inner {
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The current cluster connection and its epoch. Requests take it afresh each time (a
     /// clone of two `Arc`s), so that no clone of the handle keeps a replaced one alive.
     fn current(&self) -> (u64, ClusterConnection) {
@@ -593,7 +673,24 @@ impl Inner {
                 Vec::new()
             }
         };
-        let conn = self.template.open(&announced, &self.provider).await?;
+        let mut conn = self.template.open(&announced, &self.provider).await?;
+        let (channels, patterns, shard_channels) = {
+            let subs = self.subscriptions();
+            (
+                subs.channels.clone(),
+                subs.patterns.clone(),
+                subs.shard_channels.clone(),
+            )
+        };
+        for channel in channels {
+            conn.subscribe(channel).await?;
+        }
+        for pattern in patterns {
+            conn.psubscribe(pattern).await?;
+        }
+        for channel in shard_channels {
+            conn.ssubscribe(channel).await?;
+        }
         self.replace(conn);
         tracing::info!(
             mapped_nodes = self.template.mapper.mapped_nodes(),

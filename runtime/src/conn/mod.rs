@@ -541,11 +541,13 @@ impl Inner {
     }
 }
 
-/// The channels and patterns the handle is subscribed to, restored on every new connection.
+/// The channels and patterns a handle is subscribed to, restored on every new connection.
 #[derive(Default)]
-struct Subscriptions {
-    channels: BTreeSet<String>,
-    patterns: BTreeSet<String>,
+pub(crate) struct Subscriptions {
+    pub(crate) channels: BTreeSet<String>,
+    pub(crate) patterns: BTreeSet<String>,
+    /// Sharded channels (`SSUBSCRIBE`; cluster handles only).
+    pub(crate) shard_channels: BTreeSet<String>,
 }
 
 /// Re-AUTHs on every new token, forwards pushes, keeps the connection from going idle, and
