@@ -240,6 +240,44 @@ async fn a_node_added_after_connect_gets_the_current_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_connect_is_mapped_before_a_request_needs_it() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut cluster = cluster(Announce::InternalNames, Duration::from_secs(60)).await;
+        // The topology is read on every keepalive tick (60 s by default).
+        let mut redis = builder(&cluster)
+            .keepalive(Some(Duration::from_millis(300)))
+            .connect()
+            .await
+            .expect("connects");
+        let added = cluster.add_node().await.expect("a fourth primary joins");
+        cluster
+            .migrate_slot(slot("early"), added)
+            .await
+            .expect("migrates to the new node");
+        // The new node shows in CLUSTER SLOTS: one rebuild maps it, with no request waiting.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.status().rebuilds == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no rebuild: {:?}",
+                redis.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let () = redis.set("early", "v").await.expect("SET on the new node");
+        let value: String = redis.get("early").await.expect("GET");
+        assert_eq!(value, "v");
+        assert_eq!(redis.status().rebuilds, 1, "{:?}", redis.status());
+        let c = cluster.node_counters(added).expect("the new node");
+        assert!(c.auth_accepted >= 1, "{c:?}");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_is_reconnected_with_the_current_token() {
     init();
     tokio::time::timeout(TEST_TIMEOUT, async {

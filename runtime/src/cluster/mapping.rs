@@ -159,6 +159,20 @@ impl Mapper {
         lock(&self.known).contains_key(&(host.to_string(), port))
     }
 
+    /// Remembers `host:port` for the next rebuild and wakes the handle, unless it is mapped
+    /// already (a connection built before it was asks again; the rebuilt one has it).
+    pub(crate) fn note_missing(&self, host: &str, port: u16) {
+        if !self.knows(host, port) {
+            lock(&self.missing).insert((host.to_string(), port));
+            self.remap.notify_one();
+        }
+    }
+
+    /// Whether `host:port`, as announced, needs mapping that the map does not have yet.
+    pub(crate) fn needs_mapping(&self, host: &str, port: u16) -> bool {
+        self.unmapped(host, port).is_some() && !self.knows(host, port)
+    }
+
     /// Whether addresses were met unmapped since the map was last extended.
     pub(crate) fn has_missing(&self) -> bool {
         !lock(&self.missing).is_empty()
@@ -224,10 +238,7 @@ impl AsyncDNSResolver for NodeResolver {
             if let Some((to_host, to_port)) = self.0.unmapped(host, port) {
                 // A connection built before the address was mapped asks again: the rebuilt one
                 // has it, and the handle sends the request there.
-                if !self.0.knows(host, port) {
-                    lock(&self.0.missing).insert((host.to_string(), port));
-                    self.0.remap.notify_one();
-                }
+                self.0.note_missing(host, port);
                 let message = format!(
                     "cluster node {} is not in the address map yet; remapping it to {}",
                     display_addr(host, port),

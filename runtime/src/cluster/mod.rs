@@ -44,7 +44,7 @@ use futures_util::FutureExt as _;
 use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClientBuilder, NodeAddress};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
     IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisConnectionInfo, RedisError,
@@ -604,6 +604,28 @@ impl Inner {
         }
     }
 
+    /// Asks a node for `CLUSTER SLOTS` and has every announced address that needs mapping
+    /// mapped by a rebuild, before a request is redirected there: primaries and replicas added
+    /// since the connection was built.
+    async fn watch_topology(&self) {
+        let (_, mut conn) = self.current();
+        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let slots = conn.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), random);
+        let Ok(Ok(slots)) = tokio::time::timeout(self.auth_timeout, slots).await else {
+            return;
+        };
+        let seed = (
+            self.template.mapper.public_host.as_str(),
+            self.template.endpoint.port,
+        );
+        for (host, port) in mapping::announced_nodes(&slots, seed) {
+            if self.template.mapper.needs_mapping(&host, port) {
+                tracing::info!(node = %display_addr(&host, port), "new cluster node announced");
+                self.template.mapper.note_missing(&host, port);
+            }
+        }
+    }
+
     /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
     /// refuses or does not answer. Returns whether every node accepted.
     ///
@@ -753,7 +775,10 @@ async fn supervise(inner: Arc<Inner>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 rebuild_wanted = inner.template.mapper.has_missing();
             }
-            () = tick(&mut keepalive) => inner.ping_all().await,
+            () = tick(&mut keepalive) => {
+                inner.ping_all().await;
+                inner.watch_topology().await;
+            }
         }
     }
 }
