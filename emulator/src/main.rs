@@ -73,6 +73,34 @@ async fn main() -> ExitCode {
         }
     };
 
+    // The handlers are in place before the exports are printed: a stop sent as soon as they
+    // are read must not find the default action, which kills the process with its children
+    // left running.
+    #[cfg(unix)]
+    let stop = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::interrupt()).and_then(|interrupt| {
+            signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
+        });
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+
     println!(
         "# azure-redis-emulator: environment for auth type {}",
         args.auth
@@ -95,24 +123,6 @@ async fn main() -> ExitCode {
     println!("# system identity oid: {}", emu.system_identity());
     println!("# stop with Ctrl-C");
 
-    let stop = async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return tokio::signal::ctrl_c().await.unwrap_or(()),
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    };
     stop.await;
     eprintln!("stopping");
     emu.shutdown().await;

@@ -378,27 +378,35 @@ pub mod support {
         }
     }
 
-    /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-    pub async fn shutdown_signal() {
+    /// Installs the handlers for Ctrl-C (SIGINT) and SIGTERM now, and returns what completes on
+    /// either. Call it before announcing that the service listens: a signal sent as soon as
+    /// that is read must not find the default action, which ends the process at once.
+    pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
         #[cfg(unix)]
-        {
+        let signals = {
             use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
+            signal(SignalKind::interrupt()).and_then(|interrupt| {
+                signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
+            })
+        };
+        async move {
+            #[cfg(unix)]
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
                     tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
                     }
                 }
                 Err(_) => {
                     let _ = tokio::signal::ctrl_c().await;
                 }
             }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            tracing::info!("shutdown signal received; finishing requests in flight");
         }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutdown signal received; finishing requests in flight");
     }
 }

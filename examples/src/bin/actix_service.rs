@@ -227,6 +227,7 @@ async fn main() -> ExitCode {
     .workers(settings.workers.clamp(1, 64))
     .disable_signals()
     .shutdown_timeout(10);
+    let stop = support::shutdown_signal();
     let server = match server.bind(settings.listen) {
         Ok(server) => server,
         Err(error) => {
@@ -240,7 +241,7 @@ async fn main() -> ExitCode {
     let server = server.run();
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
-        support::shutdown_signal().await;
+        stop.await;
         handle.stop(true).await;
     });
     let served = server.await;

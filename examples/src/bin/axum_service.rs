@@ -223,6 +223,7 @@ async fn main() -> ExitCode {
             rate_window: Duration::from_secs(settings.rate_window_secs),
         },
     };
+    let stop = support::shutdown_signal();
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -236,7 +237,7 @@ async fn main() -> ExitCode {
     }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(support::shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await;
     drop(token_logger);
     match served {
