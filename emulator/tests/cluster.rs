@@ -120,3 +120,54 @@ async fn a_migrated_slot_answers_moved_and_a_restarted_node_rejoins() {
     .await
     .expect("within the test timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut cluster = cluster(Announce::InternalNames).await;
+        let added = cluster.add_node().await.expect("a fourth primary joins");
+        assert_eq!(added, 3);
+        assert_eq!(cluster.gate_addrs().len(), 4);
+        let port = cluster.gate_addrs()[3].port();
+        assert_eq!(
+            cluster.announced_addrs()[3],
+            ("node-3.internal.invalid".to_string(), port)
+        );
+        // Every node knows the new one; it serves no slot yet.
+        let mut conn = authed(&cluster, 3).await;
+        let info = conn
+            .cmd_str(&["CLUSTER", "INFO"])
+            .await
+            .bulk_str()
+            .expect("info");
+        assert!(info.contains("cluster_known_nodes:4\r"), "{info}");
+        let owners = slot_owners(&conn.cmd_str(&["CLUSTER", "SLOTS"]).await);
+        assert!(
+            !owners.iter().any(|(_, p)| *p == i64::from(port)),
+            "{owners:?}"
+        );
+
+        // "foo" (slot 12182) moves to it with its key; its gate checks tokens like the others.
+        let mut old_owner = authed(&cluster, 2).await;
+        assert_eq!(
+            old_owner.cmd_str(&["SET", "foo", "bar"]).await,
+            Reply::Simple("OK".into())
+        );
+        cluster.migrate_slot(12182, added).await.expect("migrates");
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), added);
+        assert_eq!(
+            conn.cmd_str(&["GET", "foo"]).await,
+            Reply::Bulk(Some(b"bar".to_vec()))
+        );
+        let mut anonymous = RawConn::tls_at(cluster.identity(), cluster.gate_addrs()[3]).await;
+        let Reply::Error(noauth) = anonymous.cmd_str(&["GET", "foo"]).await else {
+            panic!("NOAUTH before AUTH");
+        };
+        assert!(noauth.starts_with("NOAUTH"), "{noauth}");
+        assert!(cluster.node_counters(3).expect("node 3").auth_accepted >= 1);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
