@@ -8,17 +8,10 @@ use std::time::Duration;
 use azure_redis_emulator::AuthKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_actix_service");
-const LIMIT: Duration = Duration::from_secs(120);
-
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(LIMIT, test)
-        .await
-        .expect("the test finishes within its time limit");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_through_token_refreshes_with_a_system_assigned_identity() {
-    bounded(common::serves_through_token_refreshes(
+    common::bounded(common::serves_through_token_refreshes(
         BIN,
         AuthKind::SystemIdentity,
         Duration::from_secs(9),
@@ -28,7 +21,7 @@ async fn serves_through_token_refreshes_with_a_system_assigned_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_through_token_refreshes_with_a_user_assigned_identity() {
-    bounded(common::serves_through_token_refreshes(
+    common::bounded(common::serves_through_token_refreshes(
         BIN,
         AuthKind::UserIdentity,
         Duration::from_secs(6),
@@ -38,10 +31,10 @@ async fn serves_through_token_refreshes_with_a_user_assigned_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counter_cache_and_rate_limit_answer_as_documented() {
-    bounded(common::api_behaves(BIN)).await;
+    common::bounded(common::api_behaves(BIN)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_while_redis_does_not_answer_and_200_after() {
-    bounded(common::health_follows_an_unreachable_server(BIN)).await;
+    common::bounded(common::health_follows_an_unreachable_server(BIN)).await;
 }

@@ -19,6 +19,13 @@ use tokio::task::JoinSet;
 /// Token lifetime of the emulators in these tests.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3);
 
+/// Runs `test` within the time limit of an end-to-end test (2 minutes).
+pub async fn bounded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(120), test)
+        .await
+        .expect("the test finishes within its time limit");
+}
+
 /// An emulator minting short tokens.
 pub async fn emulator(lifetime: Duration) -> Emulator {
     Emulator::builder()
