@@ -262,6 +262,13 @@ impl ClusterEmulator {
             .ok()?;
             let id = self.node_cmd(i, &["CLUSTER", "MYID"]).await?.text()?;
             self.nodes[i].id = id;
+            // A distinct config epoch per primary before they meet, as `redis-cli --cluster
+            // create` does. Left at 0, the nodes resolve their epoch collisions by gossip after
+            // they report `cluster_state:ok`, and a slot migration that runs into an unresolved
+            // collision can leave the old owner's claim winning on the new owner.
+            self.node_cmd(i, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+                .await?
+                .ok()?;
         }
         for i in 1..n {
             self.meet(i).await?;
@@ -358,7 +365,12 @@ impl ClusterEmulator {
 
     /// The node that serves `slot` now, by index (asked of node 0).
     pub async fn owner_of(&self, slot: u16) -> Result<usize, EmulatorError> {
-        let nodes = self.node_cmd(0, &["CLUSTER", "NODES"]).await?.text()?;
+        self.owner_seen_by(0, slot).await
+    }
+
+    /// The node that serves `slot` in node `i`'s view, by index.
+    async fn owner_seen_by(&self, i: usize, slot: u16) -> Result<usize, EmulatorError> {
+        let nodes = self.node_cmd(i, &["CLUSTER", "NODES"]).await?.text()?;
         for line in nodes.lines() {
             let mut fields = line.split(' ');
             let id = fields.next().unwrap_or_default();
@@ -377,8 +389,9 @@ impl ClusterEmulator {
     }
 
     /// Moves `slot` with its keys to node `to`, as resharding does: `CLUSTER SETSLOT
-    /// IMPORTING/MIGRATING`, `MIGRATE` of every key, then `CLUSTER SETSLOT NODE` on every node.
-    /// Clients that still send the slot's keys to the old owner get `MOVED`.
+    /// IMPORTING/MIGRATING`, `MIGRATE` of every key, then `CLUSTER SETSLOT NODE` on every node,
+    /// and returns once every node names `to` as the owner. Clients that still send the slot's
+    /// keys to the old owner get `MOVED`.
     pub async fn migrate_slot(&self, slot: u16, to: usize) -> Result<(), EmulatorError> {
         let from = self.owner_of(slot).await?;
         if from == to {
@@ -420,18 +433,51 @@ impl ClusterEmulator {
             args.extend(keys.iter().map(String::as_str));
             self.node_cmd(from, &args).await?.ok()?;
         }
-        for i in [to, from] {
+        // The new owner first, then the old one, then the rest, as the cluster tutorial says.
+        let order: Vec<usize> = [to, from]
+            .into_iter()
+            .chain((0..self.nodes.len()).filter(|&i| i != to && i != from))
+            .collect();
+        for &i in &order {
             self.node_cmd(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
                 .await?
                 .ok()?;
         }
-        for i in (0..self.nodes.len()).filter(|&i| i != to && i != from) {
-            self.node_cmd(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
-                .await?
-                .ok()?;
-        }
+        self.wait_until_owned(slot, to, &order).await?;
         tracing::info!(slot, from, to, "slot migrated");
         Ok(())
+    }
+
+    /// Waits until every node names `to` as the owner of `slot`, telling a node that still
+    /// names another one again (`CLUSTER SETSLOT NODE` is what redis-cli repeats as well).
+    async fn wait_until_owned(
+        &self,
+        slot: u16,
+        to: usize,
+        nodes: &[usize],
+    ) -> Result<(), EmulatorError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (s, to_id) = (slot.to_string(), self.nodes[to].id.clone());
+        loop {
+            let mut agreed = true;
+            for &i in nodes {
+                if self.owner_seen_by(i, slot).await.ok() != Some(to) {
+                    agreed = false;
+                    self.node_cmd(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
+                        .await?
+                        .ok()?;
+                }
+            }
+            if agreed {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(cluster_error(format!(
+                    "the nodes did not agree that node {to} serves slot {slot}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kills node `i`'s redis-server and starts it again on the same port with the same
