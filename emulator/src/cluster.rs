@@ -1,8 +1,10 @@
-//! A Redis Cluster of real redis-server processes, each primary behind a gate of its own, like
-//! Azure Managed Redis with the OSS cluster policy.
+//! A Redis Cluster of real redis-server processes, each node (primary or replica) behind a gate
+//! of its own, like Azure Managed Redis with the OSS cluster policy.
 //!
 //! The nodes run in cluster mode on loopback with an internal password; slots are spread evenly
-//! with `CLUSTER ADDSLOTSRANGE` and the nodes introduced with `CLUSTER MEET`, all from Rust. Each
+//! with `CLUSTER ADDSLOTSRANGE`, the nodes introduced with `CLUSTER MEET` and replicas attached
+//! with `CLUSTER REPLICATE`, all from Rust. The links between the servers (bus, `MIGRATE`,
+//! replication) run over TLS among the servers themselves, bypassing the gates. Each
 //! node announces either its gate's address (`127.0.0.1:<gate port>`) or, like Azure Managed
 //! Redis, a name clients cannot reach (`node-<i>.internal.invalid:<gate port>`: it never
 //! resolves, so a client that does not map it back to the public host fails before any packet
@@ -46,6 +48,7 @@ pub enum Announce {
 pub struct ClusterEmulatorBuilder {
     base: EmulatorBuilder,
     primaries: usize,
+    replicas: usize,
     announce: Announce,
 }
 
@@ -63,6 +66,15 @@ impl ClusterEmulatorBuilder {
         self
     }
 
+    /// Replicas per primary (default 0, at most 2). Each replica is a node of its own behind a
+    /// gate of its own, announced like the primaries; it replicates from its primary over a
+    /// TLS link between the redis-servers that bypasses the gates, as Azure's internal links
+    /// do, and [`ClusterEmulator::failover`] promotes it.
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+
     /// What the nodes announce (default [`Announce::Gates`]).
     pub fn announce(mut self, announce: Announce) -> Self {
         self.announce = announce;
@@ -75,11 +87,13 @@ impl ClusterEmulatorBuilder {
     }
 }
 
-/// One primary: its redis-server (inside its gate's shared state) and its gate.
+/// One node: its redis-server (inside its gate's shared state) and its gate.
 struct Node {
     shared: Arc<Shared>,
     gate_addr: SocketAddr,
     bus_port: u16,
+    /// redis-server's own TLS port: the node's port on the cluster bus and for replicas.
+    tls_port: u16,
     announced_host: String,
     id: String,
 }
@@ -134,12 +148,25 @@ fn cluster_error(message: impl Into<String>) -> EmulatorError {
     EmulatorError::RedisServer(message.into())
 }
 
+fn no_node(i: usize) -> EmulatorError {
+    EmulatorError::InvalidArgument(format!("no node {i}"))
+}
+
+/// For each node id, the id of its primary (`None` for a primary).
+type Roles = std::collections::BTreeMap<String, Option<String>>;
+
+/// redis-server's own TLS files (bus and replication links), in the cluster's directory.
+const INTERNAL_CA: &str = "internal-ca.pem";
+const INTERNAL_CERT: &str = "internal.pem";
+const INTERNAL_KEY: &str = "internal.key";
+
 impl ClusterEmulator {
     /// A builder: 3 primaries announcing their gates' addresses.
     pub fn builder() -> ClusterEmulatorBuilder {
         ClusterEmulatorBuilder {
             base: EmulatorBuilder::default(),
             primaries: 3,
+            replicas: 0,
             announce: Announce::Gates,
         }
     }
@@ -148,6 +175,11 @@ impl ClusterEmulator {
         if !(1..=16).contains(&b.primaries) {
             return Err(EmulatorError::InvalidArgument(
                 "a cluster has from 1 to 16 primaries".into(),
+            ));
+        }
+        if b.replicas > 2 {
+            return Err(EmulatorError::InvalidArgument(
+                "a cluster has at most 2 replicas per primary".into(),
             ));
         }
         let redis_binary = b.base.redis_server_path();
@@ -168,12 +200,35 @@ impl ClusterEmulator {
             binary,
             dir,
         };
-        for _ in 0..b.primaries {
+        cluster.write_internal_tls()?;
+        for _ in 0..b.primaries * (1 + b.replicas) {
             cluster.spawn_node().await?;
         }
-        cluster.form().await?;
+        cluster.form(b.primaries).await?;
         tracing::info!(gates = ?cluster.gate_addrs(), announced = ?cluster.announced_addrs(), "cluster started");
         Ok(cluster)
+    }
+
+    /// Writes the PEM files of the TLS between the redis-servers (cluster bus and replication).
+    fn write_internal_tls(&self) -> Result<(), EmulatorError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let tls = crate::pki::InternalTls::generate()?;
+        for (name, pem) in [
+            (INTERNAL_CA, &tls.ca_pem),
+            (INTERNAL_CERT, &tls.cert_pem),
+            (INTERNAL_KEY, &tls.key_pem),
+        ] {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(self.dir.path().join(name))
+                .map_err(|e| EmulatorError::io("writing the internal TLS files", e))?;
+            f.write_all(pem.as_bytes())
+                .map_err(|e| EmulatorError::io("writing the internal TLS files", e))?;
+        }
+        Ok(())
     }
 
     /// Starts one more redis-server in cluster mode, not yet part of the cluster, and its gate.
@@ -192,8 +247,9 @@ impl ClusterEmulator {
             Announce::Gates => "127.0.0.1".to_string(),
             Announce::InternalNames => format!("node-{i}.internal.invalid"),
         };
-        let (server, config, bus_port) = start_node(
+        let (server, config, bus_port, tls_port) = start_node(
             &self.binary,
+            self.dir.path(),
             &node_dir,
             &self.password,
             gate_addr.port(),
@@ -212,6 +268,7 @@ impl ClusterEmulator {
             shared,
             gate_addr,
             bus_port,
+            tls_port,
             announced_host,
             id: String::new(),
         });
@@ -237,29 +294,32 @@ impl ClusterEmulator {
 
     /// Introduces node `i` to node 0.
     async fn meet(&self, i: usize) -> Result<(), EmulatorError> {
-        let port = self.nodes[i].gate_addr.port().to_string();
+        let port = self.nodes[i].tls_port.to_string();
         let bus = self.nodes[i].bus_port.to_string();
         self.node_cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus])
             .await?
             .ok()
     }
 
-    /// Assigns the slots, introduces the nodes to each other and waits until all agree.
-    async fn form(&mut self) -> Result<(), EmulatorError> {
+    /// Assigns the slots to the first `primaries` nodes, introduces the nodes to each other,
+    /// makes the others replicas (in turn, `replicas` of each primary) and waits until all agree.
+    async fn form(&mut self, primaries: usize) -> Result<(), EmulatorError> {
         let n = self.nodes.len();
         for i in 0..n {
-            let (first, last) = slot_range(i, n);
-            self.node_cmd(
-                i,
-                &[
-                    "CLUSTER",
-                    "ADDSLOTSRANGE",
-                    &first.to_string(),
-                    &last.to_string(),
-                ],
-            )
-            .await?
-            .ok()?;
+            if i < primaries {
+                let (first, last) = slot_range(i, primaries);
+                self.node_cmd(
+                    i,
+                    &[
+                        "CLUSTER",
+                        "ADDSLOTSRANGE",
+                        &first.to_string(),
+                        &last.to_string(),
+                    ],
+                )
+                .await?
+                .ok()?;
+            }
             let id = self.node_cmd(i, &["CLUSTER", "MYID"]).await?.text()?;
             self.nodes[i].id = id;
             // A distinct config epoch per primary before they meet, as `redis-cli --cluster
@@ -273,16 +333,28 @@ impl ClusterEmulator {
         for i in 1..n {
             self.meet(i).await?;
         }
-        self.wait_until_stable(Duration::from_secs(30)).await
+        self.wait_until_stable(Duration::from_secs(30)).await?;
+        if n > primaries {
+            for i in primaries..n {
+                let primary = self.nodes[(i - primaries) % primaries].id.clone();
+                self.node_cmd(i, &["CLUSTER", "REPLICATE", &primary])
+                    .await?
+                    .ok()?;
+            }
+            self.wait_until_stable(Duration::from_secs(30)).await?;
+        }
+        Ok(())
     }
 
     /// Waits until every node reports `cluster_state:ok`, knows every other node and sees every
-    /// slot assigned.
+    /// slot assigned, every replica's link to its primary is up, and all nodes agree on who
+    /// replicates whom, with no node suspected of failure.
     pub async fn wait_until_stable(&self, timeout: Duration) -> Result<(), EmulatorError> {
         let n = self.nodes.len();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let mut stable = true;
+            let mut unstable = None;
+            let mut views = Vec::with_capacity(n);
             for i in 0..n {
                 let info = match self.node_cmd(i, &["CLUSTER", "INFO"]).await {
                     Ok(reply) => reply.text().unwrap_or_default(),
@@ -291,14 +363,50 @@ impl ClusterEmulator {
                 let ok = info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{n}\r"))
                     && info.contains(&format!("cluster_slots_ok:{CLUSTER_SLOTS}\r"));
-                stable &= ok;
+                let replication = match self.node_cmd(i, &["INFO", "replication"]).await {
+                    Ok(reply) => reply.text().unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                let linked = replication.contains("role:master")
+                    || replication.contains("master_link_status:up");
+                let view = self.view_of(i).await.ok().flatten();
+                // A replica is listed to clients once its primary has heard of its replication
+                // offset.
+                let listed = match &view {
+                    Some(roles) => {
+                        let listed = self.listed_in_slots(i).await.unwrap_or_default();
+                        roles
+                            .iter()
+                            .filter(|(_, primary)| primary.is_some())
+                            .all(|(id, _)| listed.contains(id))
+                    }
+                    None => false,
+                };
+                let why = if !ok {
+                    Some("its cluster state, nodes or slots are not all ok")
+                } else if !linked {
+                    Some("its link to its primary is down")
+                } else if view.is_none() {
+                    Some("it suspects a node of failure")
+                } else if !listed {
+                    Some("its CLUSTER SLOTS does not list every replica yet")
+                } else {
+                    None
+                };
+                if let (None, Some(why)) = (&unstable, why) {
+                    unstable = Some(format!("node {i}: {why}"));
+                }
+                views.push(view);
             }
-            if stable {
+            if unstable.is_none() && views.windows(2).any(|w| w[0] != w[1]) {
+                unstable = Some("the nodes disagree on who replicates whom".to_string());
+            }
+            let Some(why) = unstable else {
                 return Ok(());
-            }
+            };
             if tokio::time::Instant::now() > deadline {
                 return Err(cluster_error(format!(
-                    "the cluster did not become stable within {timeout:?}"
+                    "the cluster did not become stable within {timeout:?} ({why})"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -307,10 +415,7 @@ impl ClusterEmulator {
 
     /// Sends one command straight to node `i`'s redis-server (bypassing its gate).
     async fn node_cmd(&self, i: usize, args: &[&str]) -> Result<Reply, EmulatorError> {
-        let node = self
-            .nodes
-            .get(i)
-            .ok_or_else(|| EmulatorError::InvalidArgument(format!("no node {i}")))?;
+        let node = self.nodes.get(i).ok_or_else(|| no_node(i))?;
         direct_command(node.shared.redis_config.port, &self.password, args).await
     }
 
@@ -388,6 +493,106 @@ impl ClusterEmulator {
         Err(cluster_error(format!("no node serves slot {slot}")))
     }
 
+    /// Node `i`'s view of the roles: for each node id, the id of its primary (`None` for a
+    /// primary); `None` when a node is suspected of failure or still in handshake.
+    async fn view_of(&self, i: usize) -> Result<Option<Roles>, EmulatorError> {
+        let nodes = self.node_cmd(i, &["CLUSTER", "NODES"]).await?.text()?;
+        let mut roles = Roles::new();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [id, _addr, flags, primary, ..] = fields[..] else {
+                continue;
+            };
+            if flags
+                .split(',')
+                .any(|f| matches!(f, "fail" | "fail?" | "handshake" | "noaddr"))
+            {
+                return Ok(None);
+            }
+            let primary = (primary != "-").then(|| primary.to_string());
+            roles.insert(id.to_string(), primary);
+        }
+        Ok(Some(roles))
+    }
+
+    /// The ids of the nodes that node `i` lists in `CLUSTER SLOTS`.
+    async fn listed_in_slots(
+        &self,
+        i: usize,
+    ) -> Result<std::collections::HashSet<String>, EmulatorError> {
+        let Reply::Array(ranges) = self.node_cmd(i, &["CLUSTER", "SLOTS"]).await? else {
+            return Err(cluster_error("CLUSTER SLOTS did not answer an array"));
+        };
+        let mut ids = std::collections::HashSet::new();
+        for range in ranges {
+            let Reply::Array(items) = range else { continue };
+            for node in items.into_iter().skip(2) {
+                if let Reply::Array(fields) = node
+                    && let Some(id) = fields.into_iter().nth(2)
+                {
+                    ids.insert(id.text()?);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The primary node `i` replicates, by index; `None` when node `i` is a primary itself
+    /// (asked of node `i`).
+    pub async fn primary_of(&self, i: usize) -> Result<Option<usize>, EmulatorError> {
+        let id = self.node_id(i).ok_or_else(|| no_node(i))?.to_string();
+        let roles = self
+            .view_of(i)
+            .await?
+            .ok_or_else(|| cluster_error(format!("node {i} suspects a node of failure")))?;
+        Ok(roles
+            .get(&id)
+            .cloned()
+            .flatten()
+            .and_then(|primary| self.nodes.iter().position(|n| n.id == primary)))
+    }
+
+    /// The replicas of node `primary`, by index (asked of node `primary`).
+    pub async fn replicas_of(&self, primary: usize) -> Result<Vec<usize>, EmulatorError> {
+        let id = self.node_id(primary).ok_or_else(|| no_node(primary))?;
+        let roles = self
+            .view_of(primary)
+            .await?
+            .ok_or_else(|| cluster_error(format!("node {primary} suspects a node of failure")))?;
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| roles.get(&n.id).cloned().flatten().as_deref() == Some(id))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// Promotes replica `replica` with `CLUSTER FAILOVER`, as a planned failover does (the old
+    /// primary stops taking writes until the replica has caught up, then becomes its replica
+    /// and answers `MOVED` for its slots), and waits until every node agrees.
+    pub async fn failover(&self, replica: usize) -> Result<(), EmulatorError> {
+        if self.primary_of(replica).await?.is_none() {
+            return Err(EmulatorError::InvalidArgument(format!(
+                "node {replica} is not a replica"
+            )));
+        }
+        tracing::warn!(node = replica, "fault: failing over to a replica");
+        self.node_cmd(replica, &["CLUSTER", "FAILOVER"])
+            .await?
+            .ok()?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.primary_of(replica).await.ok() != Some(None) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(cluster_error(format!(
+                    "node {replica} did not take over within 30 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_until_stable(Duration::from_secs(30)).await
+    }
+
     /// Moves `slot` with its keys to node `to`, as resharding does: `CLUSTER SETSLOT
     /// IMPORTING/MIGRATING`, `MIGRATE` of every key, then `CLUSTER SETSLOT NODE` on every node,
     /// and returns once every node names `to` as the owner. Clients that still send the slot's
@@ -409,7 +614,8 @@ impl ClusterEmulator {
         self.node_cmd(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id])
             .await?
             .ok()?;
-        let to_port = to_node.shared.redis_config.port.to_string();
+        // MIGRATE connects over TLS, like the bus, since `tls-cluster` is on.
+        let to_port = to_node.tls_port.to_string();
         loop {
             let keys = self
                 .node_cmd(from, &["CLUSTER", "GETKEYSINSLOT", &s, "100"])
@@ -583,28 +789,41 @@ fn slot_range(i: usize, n: usize) -> (u16, u16) {
     (first as u16, last as u16)
 }
 
-/// Starts one cluster-mode redis-server; returns it, its configuration and its bus port.
+/// Starts one cluster-mode redis-server; returns it, its configuration, its bus port and its
+/// TLS port.
 async fn start_node(
     binary: &std::path::Path,
+    cluster_dir: &std::path::Path,
     dir: &std::path::Path,
     password: &SecretString,
     gate_port: u16,
     announce: Announce,
     announced_host: &str,
-) -> Result<(RedisServer, RedisConfig, u16), EmulatorError> {
+) -> Result<(RedisServer, RedisConfig, u16, u16), EmulatorError> {
     let mut last = None;
     for _ in 0..5 {
         let port = free_port()?;
         let bus_port = free_port()?;
-        if bus_port == port {
+        let tls_port = free_port()?;
+        if bus_port == port || tls_port == port || tls_port == bus_port {
             continue;
         }
+        // Clients reach the node through its gate, over a plain connection from the gate, so
+        // the node tells them the plain-connection port it announces (`cluster-announce-port`:
+        // the gate's). Its bus and replication links run over TLS between the redis-servers
+        // themselves (`cluster-announce-tls-port`), as Azure's internal links do.
+        let file = |name: &str| cluster_dir.join(name).display().to_string();
         let mut extra = format!(
             "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n\
              cluster-require-full-coverage no\ncluster-port {bus_port}\n\
              cluster-announce-ip 127.0.0.1\ncluster-announce-port {gate_port}\n\
-             cluster-announce-bus-port {bus_port}\nmasterauth {}\n",
-            password.expose_secret()
+             cluster-announce-tls-port {tls_port}\ncluster-announce-bus-port {bus_port}\n\
+             tls-port {tls_port}\ntls-cert-file \"{}\"\ntls-key-file \"{}\"\n\
+             tls-ca-cert-file \"{}\"\ntls-auth-clients no\ntls-cluster yes\n\
+             tls-replication yes\n",
+            file(INTERNAL_CERT),
+            file(INTERNAL_KEY),
+            file(INTERNAL_CA),
         );
         match announce {
             Announce::Gates => extra.push_str("cluster-preferred-endpoint-type ip\n"),
@@ -618,9 +837,10 @@ async fn start_node(
             dir: dir.to_path_buf(),
             password: password.clone(),
             extra,
+            replication: true,
         };
         match RedisServer::start(&config).await {
-            Ok(server) => return Ok((server, config, bus_port)),
+            Ok(server) => return Ok((server, config, bus_port, tls_port)),
             Err(e) => last = Some(e),
         }
     }

@@ -299,6 +299,7 @@ impl Emulator {
             dir: dir.path().to_path_buf(),
             password: password.clone(),
             extra: String::new(),
+            replication: false,
         };
         let mut server = None;
         let mut last_err = None;

@@ -31,13 +31,21 @@ fn tls_err(e: impl std::fmt::Display) -> EmulatorError {
     EmulatorError::Tls(e.to_string())
 }
 
-impl Pki {
-    /// Creates a fresh CA (ECDSA P-256) and a leaf certificate signed by it.
-    pub(crate) fn generate() -> Result<Self, EmulatorError> {
+/// A fresh CA (ECDSA P-256) and a leaf certificate for `localhost` and `127.0.0.1` signed by it.
+struct Generated {
+    ca_cert: rcgen::Certificate,
+    leaf_cert: rcgen::Certificate,
+    leaf_key: KeyPair,
+}
+
+impl Generated {
+    /// `client_auth`: the leaf also serves as a client certificate (redis-server presents its
+    /// certificate on the cluster bus links it opens, and checks the one it is shown).
+    fn new(ca_name: &str, client_auth: bool) -> Result<Self, EmulatorError> {
         let ca_key = KeyPair::generate().map_err(tls_err)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "azure-redis-emulator local CA");
+        dn.push(DnType::CommonName, ca_name);
         dn.push(DnType::OrganizationName, "azure-redis-emulator");
         ca_params.distinguished_name = dn;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -62,8 +70,49 @@ impl Pki {
             KeyUsagePurpose::KeyEncipherment,
         ];
         leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if client_auth {
+            leaf_params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         leaf_params.use_authority_key_identifier_extension = true;
         let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls_err)?;
+        Ok(Self {
+            ca_cert,
+            leaf_cert,
+            leaf_key,
+        })
+    }
+}
+
+/// PEM files for redis-server's own TLS (`tls-ca-cert-file`, `tls-cert-file`,
+/// `tls-key-file`): the links between cluster nodes (bus and replication), which clients never
+/// see. A CA of their own, apart from the one clients trust.
+pub(crate) struct InternalTls {
+    pub(crate) ca_pem: String,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+}
+
+impl InternalTls {
+    pub(crate) fn generate() -> Result<Self, EmulatorError> {
+        let g = Generated::new("azure-redis-emulator internal CA", true)?;
+        Ok(Self {
+            ca_pem: g.ca_cert.pem(),
+            cert_pem: g.leaf_cert.pem(),
+            key_pem: g.leaf_key.serialize_pem(),
+        })
+    }
+}
+
+impl Pki {
+    /// Creates a fresh CA (ECDSA P-256) and a leaf certificate signed by it.
+    pub(crate) fn generate() -> Result<Self, EmulatorError> {
+        let Generated {
+            ca_cert,
+            leaf_cert,
+            leaf_key,
+        } = Generated::new("azure-redis-emulator local CA", false)?;
 
         let chain: Vec<CertificateDer<'static>> =
             vec![leaf_cert.der().clone(), ca_cert.der().clone()];

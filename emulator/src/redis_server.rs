@@ -34,10 +34,12 @@ const DISABLED_COMMANDS: &[&str] = &[
     "MODULE",
     "REPLICAOF",
     "SLAVEOF",
-    "SYNC",
-    "PSYNC",
     "FAILOVER",
 ];
+
+/// Replication commands: renamed away too, unless the server takes part in replication
+/// ([`RedisConfig::replication`]), where ACL rules keep them for the replication user alone.
+const REPLICATION_COMMANDS: &[&str] = &["SYNC", "PSYNC"];
 
 /// Everything needed to (re)start the server.
 #[derive(Clone)]
@@ -48,6 +50,10 @@ pub(crate) struct RedisConfig {
     pub(crate) password: SecretString,
     /// More `redis.conf` lines (cluster mode, announced addresses), appended as they are.
     pub(crate) extra: String,
+    /// Whether the server replicates (cluster nodes): `SYNC`/`PSYNC` stay, but only the user
+    /// `replicator` (same password, used by replicas through `masteruser`) may run them, so a
+    /// client that sends them through a gate gets `-NOPERM`.
+    pub(crate) replication: bool,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -92,6 +98,18 @@ fn write_config(cfg: &RedisConfig) -> Result<PathBuf, EmulatorError> {
     );
     for c in DISABLED_COMMANDS {
         text.push_str(&format!("rename-command {c} \"\"\n"));
+    }
+    if cfg.replication {
+        let password = cfg.password.expose_secret();
+        text.push_str(&format!(
+            "user default on >{password} ~* &* +@all -sync -psync\n\
+             user replicator on >{password} +ping +replconf +psync +sync\n\
+             masteruser replicator\nmasterauth {password}\n"
+        ));
+    } else {
+        for c in REPLICATION_COMMANDS {
+            text.push_str(&format!("rename-command {c} \"\"\n"));
+        }
     }
     text.push_str(&cfg.extra);
     let mut f = std::fs::OpenOptions::new()

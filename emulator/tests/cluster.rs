@@ -8,9 +8,14 @@ use azure_redis_emulator::{Announce, ClusterEmulator, Emulator};
 use common::{RawConn, Reply, TEST_TIMEOUT, init};
 
 async fn cluster(announce: Announce) -> ClusterEmulator {
+    with_replicas(announce, 0).await
+}
+
+async fn with_replicas(announce: Announce, replicas: usize) -> ClusterEmulator {
     ClusterEmulator::builder()
         .emulator(Emulator::builder().token_lifetime(Duration::from_secs(60)))
         .announce(announce)
+        .replicas(replicas)
         .start()
         .await
         .expect("the cluster starts (is redis-server installed?)")
@@ -184,6 +189,89 @@ async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
         };
         assert!(noauth.starts_with("NOAUTH"), "{noauth}");
         assert!(cluster.node_counters(3).expect("node 3").auth_accepted >= 1);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_replicate_behind_their_gates_and_a_failover_promotes_one() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = with_replicas(Announce::InternalNames, 1).await;
+        assert_eq!(cluster.gate_addrs().len(), 6);
+        for primary in 0..3 {
+            assert_eq!(
+                cluster.replicas_of(primary).await.expect("replicas"),
+                [primary + 3]
+            );
+            assert_eq!(
+                cluster.primary_of(primary + 3).await.expect("primary"),
+                Some(primary)
+            );
+            assert_eq!(cluster.primary_of(primary).await.expect("primary"), None);
+        }
+        // Clients see each replica at its gate's port, after its primary.
+        let mut primary = authed(&cluster, 2).await;
+        let Reply::Array(Some(ranges)) = primary.cmd_str(&["CLUSTER", "SLOTS"]).await else {
+            panic!("CLUSTER SLOTS answers an array");
+        };
+        let gates = cluster.gate_addrs();
+        for range in &ranges {
+            let Reply::Array(Some(items)) = range else {
+                panic!("range {range:?}");
+            };
+            let ports: Vec<u16> = items[2..]
+                .iter()
+                .map(|node| match node {
+                    Reply::Array(Some(node)) => match node[1] {
+                        Reply::Int(port) => u16::try_from(port).expect("port"),
+                        ref other => panic!("port {other:?}"),
+                    },
+                    other => panic!("node {other:?}"),
+                })
+                .collect();
+            let owner = gates
+                .iter()
+                .position(|g| g.port() == ports[0])
+                .expect("a primary's gate");
+            assert_eq!(ports, [gates[owner].port(), gates[owner + 3].port()]);
+        }
+        // Replication runs between the redis-servers; a client cannot replicate through a gate.
+        let Reply::Error(e) = primary.cmd_str(&["PSYNC", "?", "-1"]).await else {
+            panic!("PSYNC refused");
+        };
+        assert!(e.starts_with("NOPERM"), "{e}");
+
+        // "foo" (slot 12182) is node 2's; its replica, node 5, takes over with the key.
+        assert_eq!(
+            primary.cmd_str(&["SET", "foo", "bar"]).await,
+            Reply::Simple("OK".into())
+        );
+        assert_eq!(primary.cmd_str(&["WAIT", "1", "5000"]).await, Reply::Int(1));
+        let Err(not_a_replica) = cluster.failover(0).await else {
+            panic!("node 0 is a primary");
+        };
+        assert!(
+            not_a_replica
+                .to_string()
+                .contains("node 0 is not a replica"),
+            "{not_a_replica}"
+        );
+        cluster.failover(5).await.expect("fails over");
+        assert_eq!(cluster.primary_of(5).await.expect("primary"), None);
+        assert_eq!(cluster.primary_of(2).await.expect("primary"), Some(5));
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 5);
+        let Reply::Error(moved) = primary.cmd_str(&["GET", "foo"]).await else {
+            panic!("MOVED from the old primary");
+        };
+        let port = gates[5].port();
+        assert_eq!(moved, format!("MOVED 12182 node-5.internal.invalid:{port}"));
+        assert_eq!(
+            authed(&cluster, 5).await.cmd_str(&["GET", "foo"]).await,
+            Reply::Bulk(Some(b"bar".to_vec()))
+        );
         cluster.shutdown().await;
     })
     .await

@@ -24,9 +24,18 @@ fn init() {
 }
 
 async fn cluster(announce: Announce, token_lifetime: Duration) -> ClusterEmulator {
+    with_replicas(announce, token_lifetime, 0).await
+}
+
+async fn with_replicas(
+    announce: Announce,
+    token_lifetime: Duration,
+    replicas: usize,
+) -> ClusterEmulator {
     ClusterEmulator::builder()
         .emulator(Emulator::builder().token_lifetime(token_lifetime))
         .announce(announce)
+        .replicas(replicas)
         .start()
         .await
         .expect("the cluster starts (is redis-server installed?)")
@@ -332,17 +341,21 @@ async fn a_restarted_node_is_reconnected_with_the_current_token() {
     .expect("within the test timeout");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_node_connection_stays_open_through_refreshes_under_load() {
-    init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
-        let redis = connect(&cluster).await;
-        let keys = Arc::new(key_per_slot());
+/// Six tasks sending `INCR` over `keys` (stepping through them) until stopped, counting the
+/// replies and the errors.
+struct IncrLoad {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl IncrLoad {
+    fn start(redis: &AzureRedisCluster, keys: Arc<Vec<String>>) -> IncrLoad {
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let workers: Vec<_> = (0..6)
+        let workers = (0..6)
             .map(|w| {
                 let mut redis = redis.clone();
                 let (keys, ok, failed, stop) = (
@@ -367,6 +380,34 @@ async fn every_node_connection_stays_open_through_refreshes_under_load() {
                 })
             })
             .collect();
+        IncrLoad {
+            ok,
+            failed,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the tasks and waits for them; returns `(replies, errors)`.
+    async fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.expect("worker");
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_connection_stays_open_through_refreshes_under_load() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(3)).await;
+        let redis = connect(&cluster).await;
+        let load = IncrLoad::start(&redis, Arc::new(key_per_slot()));
         // Every node serves some of the load before the connections are counted.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let accepted: Vec<u64> = (0..3)
@@ -379,14 +420,11 @@ async fn every_node_connection_stays_open_through_refreshes_under_load() {
         }
         // One more token lifetime past the fifth refresh.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stop.store(true, Ordering::Relaxed);
-        for worker in workers {
-            worker.await.expect("worker");
-        }
+        let (ok, failed) = load.stop().await;
         let status = redis.status();
         let counters = cluster.counters();
-        assert_eq!(failed.load(Ordering::Relaxed), 0, "{status:?}");
-        assert!(ok.load(Ordering::Relaxed) > 100);
+        assert_eq!(failed, 0, "{status:?}");
+        assert!(ok > 100);
         assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
         assert_eq!(counters.auth_rejected, 0, "{counters:?}");
         for (n, before) in accepted.into_iter().enumerate() {
@@ -784,6 +822,79 @@ async fn a_resp3_subscriber_receives_every_message_through_refreshes_and_a_rebui
             );
         }
         assert_eq!(cluster.counters().closed_at_expiry, 0);
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
+
+/// Waits until the handle's token provider has refreshed `n` more times.
+async fn refreshes(redis: &AzureRedisCluster, n: u64) {
+    let mut generations = redis.token_provider().subscribe();
+    let target = generations.borrow_and_update().generation + n;
+    while generations.borrow_and_update().generation < target {
+        generations.changed().await.expect("refreshes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_failovers_under_load_lose_no_write_and_keep_every_connection_authenticated() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Three primaries, a replica each (nodes 3, 4, 5 replicate 0, 1, 2).
+        let cluster = with_replicas(Announce::InternalNames, Duration::from_secs(3), 1).await;
+        let redis = connect(&cluster).await;
+        // The keys of node 2's slots, and as many of the others'.
+        let keys: Vec<String> = key_per_slot()
+            .into_iter()
+            .filter(|k| slot(k).is_multiple_of(2) || slot(k) >= 10923)
+            .collect();
+        let load = IncrLoad::start(&redis, Arc::new(keys.clone()));
+        refreshes(&redis, 1).await;
+        // Node 5 takes over from node 2, which becomes its replica; after a refresh, node 2
+        // takes over again.
+        cluster.failover(5).await.expect("node 5 takes over");
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 5);
+        refreshes(&redis, 1).await;
+        cluster.failover(2).await.expect("node 2 takes over again");
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
+        refreshes(&redis, 1).await;
+        // One more token lifetime past the last refresh.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (ok, failed) = load.stop().await;
+
+        let status = redis.status();
+        let counters = cluster.counters();
+        assert_eq!(failed, 0, "{status:?}");
+        assert!(ok > 100, "{ok}");
+        assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
+        assert_eq!(counters.auth_rejected, 0, "{counters:?}");
+        assert_eq!(status.reauth_failures, 0, "{status:?}");
+        for node in [2, 5] {
+            let c = cluster.node_counters(node).expect("node");
+            assert!(c.auth_accepted >= 1, "node {node}: {c:?}");
+        }
+        // Every acknowledged INCR is there once: the failovers lost no write and repeated none.
+        let keys = Arc::new(keys);
+        let mut readers = tokio::task::JoinSet::new();
+        for r in 0..8 {
+            let (mut redis, keys) = (redis.clone(), Arc::clone(&keys));
+            readers.spawn(async move {
+                let mut sum = 0;
+                for key in keys.iter().skip(r).step_by(8) {
+                    let value: Option<i64> = redis.get(key).await.expect("GET");
+                    sum += value.unwrap_or(0);
+                }
+                sum
+            });
+        }
+        let mut sum = 0;
+        while let Some(part) = readers.join_next().await {
+            sum += part.expect("reader");
+        }
+        let mut redis = redis;
+        assert_eq!(u64::try_from(sum).expect("sum"), ok);
+        let () = redis.set("after", "failovers").await.expect("SET");
         cluster.shutdown().await;
     })
     .await
