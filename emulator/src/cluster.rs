@@ -369,7 +369,10 @@ impl ClusterEmulator {
                 };
                 let linked = replication.contains("role:master")
                     || replication.contains("master_link_status:up");
-                let view = self.view_of(i).await.ok().flatten();
+                let view = match self.view_of(i).await {
+                    Ok((roles, true)) => Some(roles),
+                    _ => None,
+                };
                 // A replica is listed to clients once its primary has heard of its replication
                 // offset.
                 let listed = match &view {
@@ -493,26 +496,25 @@ impl ClusterEmulator {
         Err(cluster_error(format!("no node serves slot {slot}")))
     }
 
-    /// Node `i`'s view of the roles: for each node id, the id of its primary (`None` for a
-    /// primary); `None` when a node is suspected of failure or still in handshake.
-    async fn view_of(&self, i: usize) -> Result<Option<Roles>, EmulatorError> {
+    /// Node `i`'s view of the roles (for each node id, the id of its primary, `None` for a
+    /// primary), and whether it finds every node healthy (none suspected of failure, failed,
+    /// or still in handshake).
+    async fn view_of(&self, i: usize) -> Result<(Roles, bool), EmulatorError> {
         let nodes = self.node_cmd(i, &["CLUSTER", "NODES"]).await?.text()?;
         let mut roles = Roles::new();
+        let mut healthy = true;
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             let [id, _addr, flags, primary, ..] = fields[..] else {
                 continue;
             };
-            if flags
+            healthy &= !flags
                 .split(',')
-                .any(|f| matches!(f, "fail" | "fail?" | "handshake" | "noaddr"))
-            {
-                return Ok(None);
-            }
+                .any(|f| matches!(f, "fail" | "fail?" | "handshake" | "noaddr"));
             let primary = (primary != "-").then(|| primary.to_string());
             roles.insert(id.to_string(), primary);
         }
-        Ok(Some(roles))
+        Ok((roles, healthy))
     }
 
     /// The ids of the nodes that node `i` lists in `CLUSTER SLOTS`.
@@ -541,10 +543,7 @@ impl ClusterEmulator {
     /// (asked of node `i`).
     pub async fn primary_of(&self, i: usize) -> Result<Option<usize>, EmulatorError> {
         let id = self.node_id(i).ok_or_else(|| no_node(i))?.to_string();
-        let roles = self
-            .view_of(i)
-            .await?
-            .ok_or_else(|| cluster_error(format!("node {i} suspects a node of failure")))?;
+        let (roles, _) = self.view_of(i).await?;
         Ok(roles
             .get(&id)
             .cloned()
@@ -555,10 +554,7 @@ impl ClusterEmulator {
     /// The replicas of node `primary`, by index (asked of node `primary`).
     pub async fn replicas_of(&self, primary: usize) -> Result<Vec<usize>, EmulatorError> {
         let id = self.node_id(primary).ok_or_else(|| no_node(primary))?;
-        let roles = self
-            .view_of(primary)
-            .await?
-            .ok_or_else(|| cluster_error(format!("node {primary} suspects a node of failure")))?;
+        let (roles, _) = self.view_of(primary).await?;
         Ok(self
             .nodes
             .iter()
@@ -697,6 +693,46 @@ impl ClusterEmulator {
         tracing::warn!(node = i, "fault: restarting a cluster node");
         redis_server::restart(&node.shared).await?;
         self.wait_until_stable(Duration::from_secs(30)).await
+    }
+
+    /// Kills primary `primary`'s redis-server, as when its host dies, and returns the index of
+    /// the replica that takes over by itself once the other nodes have found the primary
+    /// failing (the node timeout is 2 s). Then starts the old primary again, which rejoins as a
+    /// replica of the new one, and waits until the cluster is stable. Writes the old primary
+    /// acknowledged but had not replicated yet are lost, as in any Redis failover.
+    pub async fn crash_primary(&self, primary: usize) -> Result<usize, EmulatorError> {
+        let node = self.nodes.get(primary).ok_or_else(|| no_node(primary))?;
+        let replicas = self.replicas_of(primary).await?;
+        if replicas.is_empty() || self.primary_of(primary).await?.is_some() {
+            return Err(EmulatorError::InvalidArgument(format!(
+                "node {primary} is not a primary with a replica"
+            )));
+        }
+        tracing::warn!(node = primary, "fault: a primary dies");
+        redis_server::stop(&node.shared).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let promoted = loop {
+            let mut promoted = None;
+            for &r in &replicas {
+                if self.primary_of(r).await.ok() == Some(None) {
+                    promoted = Some(r);
+                }
+            }
+            if let Some(r) = promoted {
+                break r;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = redis_server::start(&node.shared).await;
+                return Err(cluster_error(format!(
+                    "no replica of node {primary} took over within 30 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tracing::warn!(node = promoted, "a replica took over");
+        redis_server::start(&node.shared).await?;
+        self.wait_until_stable(Duration::from_secs(30)).await?;
+        Ok(promoted)
     }
 
     /// Closes every client connection of every node gate now (no reply).

@@ -258,6 +258,24 @@ async fn ping(port: u16, password: &SecretString) -> bool {
 /// Restarts the emulator's redis-server on the same port.
 pub(crate) async fn restart(shared: &Shared) -> Result<(), EmulatorError> {
     let _serial = shared.redis_restart.lock().await;
+    stop_locked(shared).await?;
+    start_locked(shared).await
+}
+
+/// Kills the emulator's redis-server (its gate's connections close; new ones are refused
+/// until [`start`]).
+pub(crate) async fn stop(shared: &Shared) -> Result<(), EmulatorError> {
+    let _serial = shared.redis_restart.lock().await;
+    stop_locked(shared).await
+}
+
+/// Starts the emulator's redis-server again on the same port after [`stop`].
+pub(crate) async fn start(shared: &Shared) -> Result<(), EmulatorError> {
+    let _serial = shared.redis_restart.lock().await;
+    start_locked(shared).await
+}
+
+async fn stop_locked(shared: &Shared) -> Result<(), EmulatorError> {
     if shared.shutdown.is_cancelled() {
         return Err(EmulatorError::RedisServer(
             "the emulator has stopped".into(),
@@ -269,6 +287,10 @@ pub(crate) async fn restart(shared: &Shared) -> Result<(), EmulatorError> {
             .await
             .map_err(|e| EmulatorError::RedisServer(e.to_string()))?;
     }
+    Ok(())
+}
+
+async fn start_locked(shared: &Shared) -> Result<(), EmulatorError> {
     let mut last = None;
     for _ in 0..50 {
         match RedisServer::start(&shared.redis_config).await {

@@ -196,7 +196,7 @@ async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_replicate_behind_their_gates_and_a_failover_promotes_one() {
+async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a_primary_dies() {
     init();
     tokio::time::timeout(TEST_TIMEOUT, async {
         let cluster = with_replicas(Announce::InternalNames, 1).await;
@@ -268,9 +268,28 @@ async fn replicas_replicate_behind_their_gates_and_a_failover_promotes_one() {
         };
         let port = gates[5].port();
         assert_eq!(moved, format!("MOVED 12182 node-5.internal.invalid:{port}"));
+        let mut new_primary = authed(&cluster, 5).await;
         assert_eq!(
-            authed(&cluster, 5).await.cmd_str(&["GET", "foo"]).await,
+            new_primary.cmd_str(&["GET", "foo"]).await,
             Reply::Bulk(Some(b"bar".to_vec()))
+        );
+
+        // Node 5 dies; its replica, node 2 again, takes over by itself with the data it had
+        // replicated, and node 5 rejoins as its replica.
+        assert_eq!(
+            new_primary.cmd_str(&["SET", "foo", "baz"]).await,
+            Reply::Simple("OK".into())
+        );
+        assert_eq!(
+            new_primary.cmd_str(&["WAIT", "1", "5000"]).await,
+            Reply::Int(1)
+        );
+        assert_eq!(cluster.crash_primary(5).await.expect("crashes"), 2);
+        assert_eq!(cluster.primary_of(5).await.expect("primary"), Some(2));
+        assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
+        assert_eq!(
+            authed(&cluster, 2).await.cmd_str(&["GET", "foo"]).await,
+            Reply::Bulk(Some(b"baz".to_vec()))
         );
         cluster.shutdown().await;
     })

@@ -900,3 +900,40 @@ async fn planned_failovers_under_load_lose_no_write_and_keep_every_connection_au
     .await
     .expect("within the test timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_primary_dies_the_handle_serves_its_slots_from_the_promoted_replica() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = with_replicas(Announce::InternalNames, Duration::from_secs(3), 1).await;
+        let mut redis = connect(&cluster).await;
+        let keys = Arc::new(key_per_slot());
+        let load = IncrLoad::start(&redis, Arc::clone(&keys));
+        refreshes(&redis, 1).await;
+        // Node 2 dies: its slots go unserved until node 5 takes over (node timeout 2 s, then
+        // the election); commands to them may fail meanwhile.
+        assert_eq!(cluster.crash_primary(2).await.expect("crashes"), 5);
+        let (during_ok, during_failed) = load.stop().await;
+        tracing::info!(during_ok, during_failed, "through the failover");
+
+        // From then on every command succeeds, through more refreshes, with no connection
+        // closed for an expired token.
+        let load = IncrLoad::start(&redis, keys);
+        refreshes(&redis, 2).await;
+        let (ok, failed) = load.stop().await;
+        let status = redis.status();
+        let counters = cluster.counters();
+        assert_eq!(failed, 0, "{status:?}");
+        assert!(ok > 100, "{ok}");
+        assert_eq!(counters.closed_at_expiry, 0, "{counters:?}");
+        assert_eq!(counters.auth_rejected, 0, "{counters:?}");
+        let promoted = cluster.node_counters(5).expect("node 5");
+        assert!(promoted.auth_accepted >= 3, "{promoted:?}");
+        let () = redis.set("foo", "after").await.expect("SET on node 5");
+        let value: String = redis.get("foo").await.expect("GET");
+        assert_eq!(value, "after");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}
