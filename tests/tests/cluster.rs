@@ -344,35 +344,49 @@ async fn a_restarted_node_is_reconnected_with_the_current_token() {
 /// Six tasks sending `INCR` over `keys` (stepping through them) until stopped, counting the
 /// replies and the errors.
 struct IncrLoad {
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     stop: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// What an [`IncrLoad`] got back.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// Errors that were a redirect (`MOVED`/`ASK`) redis-rs could not follow.
+    redirected: AtomicU64,
+}
+
+/// The counts of a [`Tally`].
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    ok: u64,
+    failed: u64,
+    redirected: u64,
+}
+
 impl IncrLoad {
     fn start(redis: &AzureRedisCluster, keys: Arc<Vec<String>>) -> IncrLoad {
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Tally::default());
         let stop = Arc::new(AtomicBool::new(false));
         let workers = (0..6)
             .map(|w| {
                 let mut redis = redis.clone();
-                let (keys, ok, failed, stop) = (
-                    Arc::clone(&keys),
-                    Arc::clone(&ok),
-                    Arc::clone(&failed),
-                    Arc::clone(&stop),
-                );
+                let (keys, tally, stop) =
+                    (Arc::clone(&keys), Arc::clone(&tally), Arc::clone(&stop));
                 tokio::spawn(async move {
                     let mut i = w;
                     while !stop.load(Ordering::Relaxed) {
                         let key = &keys[i % keys.len()];
                         match redis.incr::<_, _, i64>(key, 1).await {
-                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Ok(_) => tally.ok.fetch_add(1, Ordering::Relaxed),
                             Err(e) => {
                                 tracing::warn!(error = %e, "INCR failed");
-                                failed.fetch_add(1, Ordering::Relaxed)
+                                if e.redirect_node().is_some() {
+                                    tally.redirected.fetch_add(1, Ordering::Relaxed);
+                                }
+                                tally.failed.fetch_add(1, Ordering::Relaxed)
                             }
                         };
                         i += 97;
@@ -381,23 +395,23 @@ impl IncrLoad {
             })
             .collect();
         IncrLoad {
-            ok,
-            failed,
+            tally,
             stop,
             workers,
         }
     }
 
-    /// Stops the tasks and waits for them; returns `(replies, errors)`.
-    async fn stop(self) -> (u64, u64) {
+    /// Stops the tasks, waits for them and returns the counts.
+    async fn stop(self) -> Counts {
         self.stop.store(true, Ordering::Relaxed);
         for worker in self.workers {
             worker.await.expect("worker");
         }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
+        Counts {
+            ok: self.tally.ok.load(Ordering::Relaxed),
+            failed: self.tally.failed.load(Ordering::Relaxed),
+            redirected: self.tally.redirected.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -420,7 +434,7 @@ async fn every_node_connection_stays_open_through_refreshes_under_load() {
         }
         // One more token lifetime past the fifth refresh.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (ok, failed) = load.stop().await;
+        let Counts { ok, failed, .. } = load.stop().await;
         let status = redis.status();
         let counters = cluster.counters();
         assert_eq!(failed, 0, "{status:?}");
@@ -861,7 +875,7 @@ async fn planned_failovers_under_load_lose_no_write_and_keep_every_connection_au
         refreshes(&redis, 1).await;
         // One more token lifetime past the last refresh.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (ok, failed) = load.stop().await;
+        let Counts { ok, failed, .. } = load.stop().await;
 
         let status = redis.status();
         let counters = cluster.counters();
@@ -911,16 +925,18 @@ async fn after_a_primary_dies_the_handle_serves_its_slots_from_the_promoted_repl
         let load = IncrLoad::start(&redis, Arc::clone(&keys));
         refreshes(&redis, 1).await;
         // Node 2 dies: its slots go unserved until node 5 takes over (node timeout 2 s, then
-        // the election); commands to them may fail meanwhile.
+        // the election). Requests that the other nodes redirect to node 2 are held until then;
+        // those that find node 2's connection broken fail.
         assert_eq!(cluster.crash_primary(2).await.expect("crashes"), 5);
-        let (during_ok, during_failed) = load.stop().await;
-        tracing::info!(during_ok, during_failed, "through the failover");
+        let during = load.stop().await;
+        tracing::info!(?during, "through the failover");
+        assert_eq!(during.redirected, 0, "{during:?}");
 
         // From then on every command succeeds, through more refreshes, with no connection
         // closed for an expired token.
         let load = IncrLoad::start(&redis, keys);
         refreshes(&redis, 2).await;
-        let (ok, failed) = load.stop().await;
+        let Counts { ok, failed, .. } = load.stop().await;
         let status = redis.status();
         let counters = cluster.counters();
         assert_eq!(failed, 0, "{status:?}");

@@ -97,8 +97,12 @@ pub struct ClusterBuilder {
     options: Options,
     mapping: Option<AddressMapping>,
     retries: Option<u32>,
+    failover_wait: Duration,
     push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
 }
+
+/// How long a request is held by default while no reachable node serves its slot.
+pub const DEFAULT_FAILOVER_WAIT: Duration = Duration::from_secs(15);
 
 impl fmt::Debug for ClusterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,6 +128,7 @@ impl ClusterBuilder {
             options: Options::default(),
             mapping: None,
             retries: None,
+            failover_wait: DEFAULT_FAILOVER_WAIT,
             push_sender: None,
         }
     }
@@ -140,6 +145,21 @@ impl ClusterBuilder {
     /// to at most 1 s, so that a command whose node stays unreachable fails within seconds.
     pub fn retries(mut self, retries: u32) -> ClusterBuilder {
         self.retries = Some(retries);
+        self
+    }
+
+    /// How long a request is held and sent again while no reachable node serves its slot
+    /// (default [`DEFAULT_FAILOVER_WAIT`], 15 s, about what an unplanned failover of an Azure
+    /// cache takes; `Duration::ZERO` returns the error at once).
+    ///
+    /// When a primary dies, its slots are unserved until a replica takes over: the other nodes
+    /// answer `MOVED` to the dead node, redis-rs cannot reach it, and ends its retries on that
+    /// redirect. Such a request ran nowhere (a node answers `MOVED` or `ASK` instead of running
+    /// it), so the handle sends it again, after waits from 50 ms growing to 1 s, until a node
+    /// serves it or the time is up; then the redirect is returned. A multi-key `DEL` or
+    /// `UNLINK`, which redis-rs splits over nodes, is never sent again.
+    pub fn failover_wait(mut self, wait: Duration) -> ClusterBuilder {
+        self.failover_wait = wait;
         self
     }
 
@@ -206,6 +226,7 @@ impl ClusterBuilder {
             epoch: AtomicU64::new(0),
             rebuilt: Notify::new(),
             auth_timeout: self.options.auth_timeout,
+            failover_wait: self.failover_wait,
             keepalive: self.options.keepalive,
             reauths: AtomicU64::new(0),
             reauth_failures: AtomicU64::new(0),
@@ -384,6 +405,7 @@ struct Inner {
     /// Woken when the connection is replaced.
     rebuilt: Notify,
     auth_timeout: Duration,
+    failover_wait: Duration,
     keepalive: Option<Duration>,
     reauths: AtomicU64,
     reauth_failures: AtomicU64,
@@ -528,6 +550,43 @@ impl AzureRedisCluster {
         self.inner.subscriptions().shard_channels.remove(&channel);
         let (_, mut conn) = self.inner.current();
         conn.sunsubscribe(&channel).await
+    }
+
+    /// Sends a request with `send` on the current connection. A request that ran on no node is
+    /// sent again: once on the rebuilt connection when its node was not mapped yet
+    /// ([`Self::unreached`]), and, while redis-rs ends on a redirect to a node it cannot reach
+    /// (a failover under way), after growing waits until `failover_wait` is up. `resendable`:
+    /// whether the request may be sent again at all.
+    async fn send<T, F, Fut>(&self, resendable: bool, mut send: F) -> RedisResult<T>
+    where
+        F: FnMut(ClusterConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        // Read the clock only once a request is held: not on the path of every request.
+        let mut started = None;
+        let mut wait = Duration::from_millis(50);
+        let mut rebuilt = false;
+        loop {
+            let (epoch, conn) = self.inner.current();
+            let error = match send(conn).await {
+                Err(error) if resendable => error,
+                result => return result,
+            };
+            if !rebuilt && self.unreached(&error, epoch) {
+                rebuilt = true;
+                self.inner.rebuilt_since(epoch, error).await?;
+                continue;
+            }
+            let started = *started.get_or_insert_with(tokio::time::Instant::now);
+            if error.redirect_node().is_none()
+                || started.elapsed() + wait > self.inner.failover_wait
+            {
+                return Err(error);
+            }
+            tracing::debug!(error = %error, retry_in_ms = wait.as_millis() as u64, "no reachable node serves the slot yet");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Whether a request that failed with `error` on the connection of `epoch` was sent to no
@@ -800,20 +859,16 @@ fn resendable(cmd: &Cmd) -> bool {
 
 /// Requests redirected to a node announced after the connection was built fail with an
 /// "unmapped" error before anything is sent to that node; they are sent once more on the
-/// rebuilt connection. Pipelines go to one node, as redis-rs routes them.
+/// rebuilt connection. Requests redirected to a node that cannot be reached are held while a
+/// failover completes ([`ClusterBuilder::failover_wait`]). Pipelines go to one node, as
+/// redis-rs routes them.
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            let (epoch, mut conn) = self.inner.current();
-            match conn.req_packed_command(cmd).await {
-                Err(error) if self.unreached(&error, epoch) && resendable(cmd) => {
-                    drop(conn);
-                    self.inner.rebuilt_since(epoch, error).await?;
-                    let (_, mut conn) = self.inner.current();
-                    conn.req_packed_command(cmd).await
-                }
-                result => result,
-            }
+            self.send(resendable(cmd), |mut conn| async move {
+                conn.req_packed_command(cmd).await
+            })
+            .await
         }
         .boxed()
     }
@@ -825,16 +880,10 @@ impl ConnectionLike for AzureRedisCluster {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            let (epoch, mut conn) = self.inner.current();
-            match conn.req_packed_commands(pipeline, offset, count).await {
-                Err(error) if self.unreached(&error, epoch) => {
-                    drop(conn);
-                    self.inner.rebuilt_since(epoch, error).await?;
-                    let (_, mut conn) = self.inner.current();
-                    conn.req_packed_commands(pipeline, offset, count).await
-                }
-                result => result,
-            }
+            self.send(true, |mut conn| async move {
+                conn.req_packed_commands(pipeline, offset, count).await
+            })
+            .await
         }
         .boxed()
     }
