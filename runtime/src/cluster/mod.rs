@@ -552,40 +552,45 @@ impl AzureRedisCluster {
         conn.sunsubscribe(&channel).await
     }
 
-    /// Sends a request with `send` on the current connection. A request that ran on no node is
-    /// sent again: once on the rebuilt connection when its node was not mapped yet
-    /// ([`Self::unreached`]), and, while redis-rs ends on a redirect to a node it cannot reach
-    /// (a failover under way), after growing waits until `failover_wait` is up. `resendable`:
-    /// whether the request may be sent again at all.
-    async fn send<T, F, Fut>(&self, resendable: bool, mut send: F) -> RedisResult<T>
+    /// After a request failed with `error` on the connection of `epoch`, sends it again with
+    /// `send` if it ran on no node: once on the rebuilt connection when its node was not mapped
+    /// yet ([`Self::unreached`]), and, while redis-rs ends on a redirect to a node it cannot
+    /// reach (a failover under way), after growing waits until `failover_wait` is up. Kept off
+    /// the path of requests that succeed.
+    async fn resend<T, F, Fut>(
+        &self,
+        mut epoch: u64,
+        mut error: RedisError,
+        mut send: F,
+    ) -> RedisResult<T>
     where
         F: FnMut(ClusterConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
-        // Read the clock only once a request is held: not on the path of every request.
         let mut started = None;
         let mut wait = Duration::from_millis(50);
         let mut rebuilt = false;
         loop {
-            let (epoch, conn) = self.inner.current();
-            let error = match send(conn).await {
-                Err(error) if resendable => error,
-                result => return result,
-            };
             if !rebuilt && self.unreached(&error, epoch) {
                 rebuilt = true;
                 self.inner.rebuilt_since(epoch, error).await?;
-                continue;
+            } else {
+                let started = *started.get_or_insert_with(tokio::time::Instant::now);
+                if error.redirect_node().is_none()
+                    || started.elapsed() + wait > self.inner.failover_wait
+                {
+                    return Err(error);
+                }
+                tracing::debug!(error = %error, retry_in_ms = wait.as_millis() as u64, "no reachable node serves the slot yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
             }
-            let started = *started.get_or_insert_with(tokio::time::Instant::now);
-            if error.redirect_node().is_none()
-                || started.elapsed() + wait > self.inner.failover_wait
-            {
-                return Err(error);
-            }
-            tracing::debug!(error = %error, retry_in_ms = wait.as_millis() as u64, "no reachable node serves the slot yet");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
+            let (current, conn) = self.inner.current();
+            epoch = current;
+            error = match send(conn).await {
+                Err(error) => error,
+                result => return result,
+            };
         }
     }
 
@@ -865,10 +870,17 @@ fn resendable(cmd: &Cmd) -> bool {
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            self.send(resendable(cmd), |mut conn| async move {
-                conn.req_packed_command(cmd).await
-            })
-            .await
+            let (epoch, mut conn) = self.inner.current();
+            match conn.req_packed_command(cmd).await {
+                Err(error) if resendable(cmd) => {
+                    drop(conn);
+                    self.resend(epoch, error, |mut conn| async move {
+                        conn.req_packed_command(cmd).await
+                    })
+                    .await
+                }
+                result => result,
+            }
         }
         .boxed()
     }
@@ -880,10 +892,17 @@ impl ConnectionLike for AzureRedisCluster {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            self.send(true, |mut conn| async move {
-                conn.req_packed_commands(pipeline, offset, count).await
-            })
-            .await
+            let (epoch, mut conn) = self.inner.current();
+            match conn.req_packed_commands(pipeline, offset, count).await {
+                Err(error) => {
+                    drop(conn);
+                    self.resend(epoch, error, |mut conn| async move {
+                        conn.req_packed_commands(pipeline, offset, count).await
+                    })
+                    .await
+                }
+                result => result,
+            }
         }
         .boxed()
     }
