@@ -354,7 +354,7 @@ struct IncrLoad {
 struct Tally {
     ok: AtomicU64,
     failed: AtomicU64,
-    /// Errors that were a redirect (`MOVED`/`ASK`) redis-rs could not follow.
+    /// Errors that were a redirect (`MOVED` or `ASK`) redis-rs could not follow.
     redirected: AtomicU64,
 }
 

@@ -48,7 +48,7 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRou
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
     IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisConnectionInfo, RedisError,
-    RedisFuture, RedisResult, TlsCertificates, Value,
+    RedisFuture, RedisResult, ServerErrorKind, TlsCertificates, Value,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Notify, mpsc};
@@ -154,10 +154,10 @@ impl ClusterBuilder {
     ///
     /// When a primary dies, its slots are unserved until a replica takes over: the other nodes
     /// answer `MOVED` to the dead node, redis-rs cannot reach it, and ends its retries on that
-    /// redirect. Such a request ran nowhere (a node answers `MOVED` or `ASK` instead of running
-    /// it), so the handle sends it again, after waits from 50 ms growing to 1 s, until a node
-    /// serves it or the time is up; then the redirect is returned. A multi-key `DEL` or
-    /// `UNLINK`, which redis-rs splits over nodes, is never sent again.
+    /// redirect. Such a request ran nowhere (a node answers `MOVED` instead of running it), so
+    /// the handle sends it again, after waits from 50 ms growing to 1 s, until a node serves it
+    /// or the time is up; then the `MOVED` is returned. A multi-key `DEL` or `UNLINK`, which
+    /// redis-rs splits over nodes, is never sent again.
     pub fn failover_wait(mut self, wait: Duration) -> ClusterBuilder {
         self.failover_wait = wait;
         self
@@ -554,7 +554,7 @@ impl AzureRedisCluster {
 
     /// After a request failed with `error` on the connection of `epoch`, sends it again with
     /// `send` if it ran on no node: once on the rebuilt connection when its node was not mapped
-    /// yet ([`Self::unreached`]), and, while redis-rs ends on a redirect to a node it cannot
+    /// yet ([`Self::unreached`]), and, while redis-rs ends on a `MOVED` to a node it cannot
     /// reach (a failover under way), after growing waits until `failover_wait` is up. Kept off
     /// the path of requests that succeed.
     async fn resend<T, F, Fut>(
@@ -576,7 +576,10 @@ impl AzureRedisCluster {
                 self.inner.rebuilt_since(epoch, error).await?;
             } else {
                 let started = *started.get_or_insert_with(tokio::time::Instant::now);
-                if error.redirect_node().is_none()
+                // `MOVED`, not `ASK`: the node serves none of the slot, so nothing of the request
+                // (all of a pipeline's commands are in one slot) ran there. During a migration,
+                // part of a pipeline may have run before an `ASK`.
+                if error.kind() != ErrorKind::Server(ServerErrorKind::Moved)
                     || started.elapsed() + wait > self.inner.failover_wait
                 {
                     return Err(error);
@@ -864,7 +867,7 @@ fn resendable(cmd: &Cmd) -> bool {
 
 /// Requests redirected to a node announced after the connection was built fail with an
 /// "unmapped" error before anything is sent to that node; they are sent once more on the
-/// rebuilt connection. Requests redirected to a node that cannot be reached are held while a
+/// rebuilt connection. Requests moved to a node that cannot be reached are held while a
 /// failover completes ([`ClusterBuilder::failover_wait`]). Pipelines go to one node, as
 /// redis-rs routes them.
 impl ConnectionLike for AzureRedisCluster {
