@@ -628,14 +628,18 @@ impl Inner {
             .clone()
     }
 
-    fn replace(&self, conn: ClusterConnection) {
-        {
+    /// Puts `conn` in place of the current connection; returns the one it replaces.
+    fn replace(&self, conn: ClusterConnection) -> ClusterConnection {
+        let old = {
             let mut current = self.conn.write().unwrap_or_else(PoisonError::into_inner);
-            *current = (current.0 + 1, conn);
-            self.epoch.store(current.0, Ordering::Release);
-        }
+            let epoch = current.0 + 1;
+            let (_, old) = std::mem::replace(&mut *current, (epoch, conn));
+            self.epoch.store(epoch, Ordering::Release);
+            old
+        };
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         self.rebuilt.notify_waiters();
+        old
     }
 
     /// Waits until the connection of `epoch` has been replaced, for at most the time a rebuild
@@ -771,6 +775,7 @@ impl Inner {
                 subs.shard_channels.clone(),
             )
         };
+        let subscribed = !(channels.is_empty() && patterns.is_empty() && shard_channels.is_empty());
         for channel in channels {
             conn.subscribe(channel).await?;
         }
@@ -780,7 +785,22 @@ impl Inner {
         for channel in shard_channels {
             conn.ssubscribe(channel).await?;
         }
-        self.replace(conn);
+        let mut old = self.replace(conn);
+        if subscribed {
+            // Messages the server sent on the old connection before the new one's subscriptions
+            // took effect may not have been read yet. A PING to every node is answered after
+            // them, so once it is, they have reached the push sender and the old connection
+            // can close.
+            let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+            let drained = old.route_command(redis::cmd("PING"), all_nodes);
+            if tokio::time::timeout(self.auth_timeout, drained)
+                .await
+                .is_err()
+            {
+                tracing::debug!("the replaced connection did not answer PING in time");
+            }
+        }
+        drop(old);
         tracing::info!(
             mapped_nodes = self.template.mapper.mapped_nodes(),
             "cluster connection rebuilt"
