@@ -123,6 +123,9 @@ pub struct ClusterEmulator {
     shutdown: CancellationToken,
     password: SecretString,
     announce: Announce,
+    /// Replica nodes started with the cluster (their number stays when roles swap; nodes
+    /// added later are primaries).
+    replica_nodes: usize,
     binary: std::path::PathBuf,
     dir: tempfile::TempDir,
 }
@@ -196,6 +199,7 @@ impl ClusterEmulator {
             tasks: JoinSet::new(),
             shutdown: CancellationToken::new(),
             password: SecretString::from(random_hex(24)),
+            replica_nodes: b.primaries * b.replicas,
             announce: b.announce,
             binary,
             dir,
@@ -279,7 +283,7 @@ impl ClusterEmulator {
     /// waits until every node knows it; returns its index. Move slots to it with
     /// [`ClusterEmulator::migrate_slot`].
     pub async fn add_node(&mut self) -> Result<usize, EmulatorError> {
-        if self.nodes.len() >= 16 {
+        if self.nodes.len() - self.replica_nodes >= 16 {
             return Err(EmulatorError::InvalidArgument(
                 "a cluster has at most 16 primaries".into(),
             ));
