@@ -122,6 +122,7 @@
 pub mod cluster;
 pub mod config;
 pub mod conn;
+mod task;
 pub mod token;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 pub mod web;

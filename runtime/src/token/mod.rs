@@ -2,32 +2,39 @@
 //! the provider lives.
 //!
 //! A [`TokenProvider`] owns one background task that asks its [`TokenSource`] for a new token
-//! after [`RefreshPolicy::refresh_after`] of the current one's lifetime, retries failures with
-//! backoff (never giving up, also past expiry), and publishes each new token to subscribers
-//! (the connections, which re-AUTH with it). The task stops when the last clone of the provider
-//! is dropped.
+//! after [`RefreshPolicy::refresh_after`] of the current one's lifetime, retries failures
+//! (never giving up, also past expiry: see [`RefreshPolicy`] for the cadence), and publishes
+//! each new token to subscribers (the connections, which re-AUTH with it). The task stops when
+//! the last clone of the provider is dropped.
 
 mod azure;
 mod claims;
+mod error;
 mod policy;
 mod source;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
+
+use crate::task::{TaskOwner, spawn_owned};
 
 pub(crate) use azure::install_crypto_provider;
+#[cfg(test)]
+pub(crate) use azure::source_with_transport;
 pub use azure::{CredentialOptions, source_for};
-pub use policy::RefreshPolicy;
-pub use source::{AzureCredentialSource, REDIS_SCOPE, StaticPassword};
+pub use error::{Refusal, TokenError};
+pub use futures_util::future::BoxFuture;
+pub use policy::{
+    DEFAULT_EXPIRED_RETRY, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_LEAD,
+    DEFAULT_REFRESH_RATIO, DEFAULT_REQUEST_TIMEOUT, RefreshPolicy,
+};
+pub use source::{AzureCredentialSource, CredentialFactory, REDIS_SCOPE, StaticPassword};
 
 /// An access token as a [`TokenSource`] hands it over.
 #[derive(Clone)]
@@ -47,37 +54,10 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-/// Why a token could not be had. Never carries the token.
-#[derive(Clone, Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// The credential failed (identity endpoint down, bad secret, ...).
-    #[error("{source_name} could not get a token: {message}")]
-    Credential {
-        /// Which credential.
-        source_name: String,
-        /// What it said.
-        message: String,
-    },
-    /// The token request took longer than the policy's `request_timeout`.
-    #[error("the token request took longer than {0:?}")]
-    Timeout(Duration),
-    /// The token is not a JWT, so the user name (`oid` claim) cannot be read from it.
-    #[error(
-        "the access token is not a JWT, so its `oid` claim (the Redis user name) cannot be read; set the user name explicitly"
-    )]
-    NotAJwt,
-    /// The token has no `oid` claim.
-    #[error(
-        "the access token has no `oid` claim, which Azure Redis takes as the user name; set the user name explicitly"
-    )]
-    NoObjectId,
-}
-
 /// Something that yields access tokens: an azure_identity credential, or a static password.
 pub trait TokenSource: Send + Sync + 'static {
     /// Asks for a token.
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + '_>>;
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>>;
 
     /// Whether the tokens are JWTs whose `oid` claim is the user name.
     fn is_entra_id(&self) -> bool {
@@ -163,22 +143,14 @@ struct Shared {
     current: watch::Sender<Arc<Credentials>>,
     status: Mutex<TokenStatus>,
     events: broadcast::Sender<TokenEvent>,
+    /// The refresh task, which holds only a `Weak` to this; `None` for a password that does
+    /// not expire.
+    refresh: Mutex<Option<TaskOwner>>,
 }
 
 impl Shared {
     fn update_status(&self, f: impl FnOnce(&mut TokenStatus)) {
         f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-}
-
-/// Aborts the refresh task when the last provider clone is dropped.
-struct TaskGuard(Option<JoinHandle<()>>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
     }
 }
 
@@ -196,7 +168,6 @@ impl Drop for TaskGuard {
 #[derive(Clone)]
 pub struct TokenProvider {
     shared: Arc<Shared>,
-    _task: Arc<TaskGuard>,
 }
 
 impl fmt::Debug for TokenProvider {
@@ -247,17 +218,16 @@ impl TokenProvider {
                 ..TokenStatus::default()
             }),
             events,
+            refresh: Mutex::new(None),
         });
-        let task = if first.expires_at.is_some() {
-            let refresh = refresh_loop(Arc::clone(&shared), source, policy, username, first);
-            Some(tokio::spawn(refresh))
-        } else {
-            None
-        };
-        Ok(TokenProvider {
-            shared,
-            _task: Arc::new(TaskGuard(task)),
-        })
+        if first.expires_at.is_some() {
+            let refresh = refresh_loop(Arc::downgrade(&shared), source, policy, username, first);
+            *shared
+                .refresh
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(spawn_owned(refresh));
+        }
+        Ok(TokenProvider { shared })
     }
 
     /// The current credentials.
@@ -310,8 +280,10 @@ fn same_token(a: &AccessToken, b: &AccessToken) -> bool {
     a.expires_at == b.expires_at && a.token.expose_secret() == b.token.expose_secret()
 }
 
+/// Refreshes until the provider is gone: sleeps (holding no strong reference to the
+/// provider), fetches, publishes.
 async fn refresh_loop(
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
     source: Arc<dyn TokenSource>,
     policy: RefreshPolicy,
     username: Option<String>,
@@ -325,7 +297,11 @@ async fn refresh_loop(
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(wait).await;
-        shared.update_status(|s| s.requests += 1);
+        let Some(provider) = shared.upgrade() else {
+            return;
+        };
+        provider.update_status(|s| s.requests += 1);
+        drop(provider);
         let result = fetch(&*source, &policy).await.and_then(|token| {
             if same_token(&token, &current) {
                 return Ok(None);
@@ -333,6 +309,9 @@ async fn refresh_loop(
             let next = credentials(&*source, token.clone(), username.clone(), generation + 1)?;
             Ok(Some((token, next)))
         });
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         match result {
             Ok(Some((token, next))) => {
                 generation += 1;
@@ -344,6 +323,7 @@ async fn refresh_loop(
                 tracing::info!(
                     generation,
                     expires_in_ms = lifetime.map(|l| l.as_millis() as u64),
+                    refresh_in_ms = wait.as_millis() as u64,
                     "token refreshed"
                 );
                 shared.update_status(|s| {
@@ -360,16 +340,16 @@ async fn refresh_loop(
                 shared.current.send_replace(Arc::new(next));
             }
             Ok(None) => {
-                // A credential's cache handed back the token in use: ask again later rather
-                // than re-AUTH with it.
+                // A cache (the identity endpoint's own, or a credential of the user's) handed
+                // back the token in use: ask again later rather than re-AUTH with it.
                 failures += 1;
-                wait = policy.backoff_before_expiry(failures, lifetime, time_left(&current));
+                wait = policy.retry_delay(failures, lifetime, time_left(&current));
                 tracing::debug!(retry_in_ms = wait.as_millis() as u64, "token unchanged");
                 let _ = shared.events.send(TokenEvent::Unchanged);
             }
             Err(error) => {
                 failures += 1;
-                wait = policy.backoff_before_expiry(failures, lifetime, time_left(&current));
+                wait = policy.retry_delay(failures, lifetime, time_left(&current));
                 let message = error.to_string();
                 tracing::warn!(
                     consecutive_failures = failures,

@@ -34,7 +34,7 @@ impl Scripted {
 }
 
 impl TokenSource for Arc<Scripted> {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + '_>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
         Box::pin(async move {
             self.requests.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
@@ -198,9 +198,7 @@ async fn a_static_password_never_expires_and_keeps_its_user() {
 async fn a_slow_first_token_fails_with_its_own_timeout() {
     struct Slow;
     impl TokenSource for Slow {
-        fn fetch(
-            &self,
-        ) -> Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + '_>> {
+        fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
             Box::pin(async {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Err(TokenError::NotAJwt)
@@ -213,4 +211,193 @@ async fn a_slow_first_token_fails_with_its_own_timeout() {
     };
     let error = TokenProvider::start(Slow, policy, None).await.unwrap_err();
     assert!(matches!(error, TokenError::Timeout(_)), "{error}");
+}
+
+/// A paused clock: a 1-hour token is refreshed 45 minutes after it arrived.
+#[tokio::test(start_paused = true)]
+async fn a_one_hour_token_is_refreshed_at_45_minutes() {
+    let source = Scripted::new(3_600_000);
+    let started = tokio::time::Instant::now();
+    let provider = TokenProvider::start(Arc::clone(&source), RefreshPolicy::default(), None)
+        .await
+        .unwrap();
+    let mut rx = provider.subscribe();
+    rx.wait_for(|c| c.generation >= 2).await.unwrap();
+    let at = started.elapsed();
+    // The source's expiry is on the system clock, which the paused clock does not move, so
+    // the second token is again a full hour: the second refresh comes 45 minutes later.
+    assert_eq!(at.as_secs(), 45 * 60, "{at:?}");
+    assert_eq!(source.requests.load(Ordering::SeqCst), 2);
+}
+
+/// Once the token in use has expired, refreshes are retried about every second, whatever the
+/// lifetime was.
+#[tokio::test(start_paused = true)]
+async fn after_expiry_refreshes_are_retried_every_second() {
+    let source = Scripted::new(0);
+    let provider = TokenProvider::start(Arc::clone(&source), RefreshPolicy::default(), None)
+        .await
+        .unwrap();
+    source.failing.store(true, Ordering::SeqCst);
+    let mut events = provider.events();
+    let started = tokio::time::Instant::now();
+    let mut at = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Ok(TokenEvent::Failed { .. }) = events.recv().await {
+            at.push(started.elapsed());
+        }
+    }
+    let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(at.len() >= 59, "{} retries in 60 s", at.len());
+    assert!(
+        gaps.iter()
+            .all(|g| *g >= Duration::from_millis(500) && *g <= Duration::from_secs(1)),
+        "{gaps:?}"
+    );
+    source.failing.store(false, Ordering::SeqCst);
+    let before = tokio::time::Instant::now();
+    provider
+        .subscribe()
+        .wait_for(|c| c.generation >= 2)
+        .await
+        .unwrap();
+    assert!(before.elapsed() <= Duration::from_secs(1));
+}
+
+/// The credential sources at the HTTP transport seam: what each request looks like, and that
+/// azure_identity's token cache never answers a refresh.
+mod transport {
+    use std::sync::Mutex;
+
+    use azure_core::http::headers::Headers;
+    use azure_core::http::{AsyncRawResponse, HttpClient, Request, StatusCode, Transport};
+
+    use super::*;
+    use crate::config::Auth;
+    use crate::token::source_with_transport;
+
+    /// Answers every request with `status` and `body`, and records the URLs asked.
+    #[derive(Debug)]
+    struct Sts {
+        status: StatusCode,
+        body: String,
+        urls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl HttpClient for Sts {
+        async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+            self.urls.lock().unwrap().push(request.url().to_string());
+            Ok(AsyncRawResponse::from_bytes(
+                self.status,
+                Headers::default(),
+                self.body.clone(),
+            ))
+        }
+    }
+
+    fn jwt(oid: &str) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"oid":"{oid}","aud":"https://redis.azure.com"}}"#
+        ));
+        format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU")
+    }
+
+    fn sts(status: StatusCode, body: String) -> Arc<Sts> {
+        Arc::new(Sts {
+            status,
+            body,
+            urls: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn service_principal() -> Auth {
+        Auth::ServicePrincipal {
+            tenant_id: "00000000-0000-0000-0000-0000000000aa".into(),
+            client_id: "00000000-0000-0000-0000-0000000000c1".into(),
+            client_secret: "s3cr3t".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_fetches_of_a_one_hour_token_make_two_requests() {
+        let body = format!(
+            r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"{}"}}"#,
+            jwt("oid-1")
+        );
+        let sts = sts(StatusCode::Ok, body);
+        let options = CredentialOptions::default();
+        let source =
+            source_with_transport(&service_principal(), &options, Transport::new(sts.clone()))
+                .unwrap();
+        let first = source.fetch().await.unwrap();
+        let second = source.fetch().await.unwrap();
+        assert_eq!(
+            sts.urls.lock().unwrap().len(),
+            2,
+            "a cache answered the second fetch"
+        );
+        let lifetime = first
+            .expires_at
+            .unwrap()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(lifetime > Duration::from_secs(3590), "{lifetime:?}");
+        assert!(second.expires_at >= first.expires_at);
+        let url = sts.urls.lock().unwrap()[0].clone();
+        assert!(
+            url.ends_with("/00000000-0000-0000-0000-0000000000aa/oauth2/v2.0/token"),
+            "{url}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_body_holding_a_token_reaches_no_error_text() {
+        let leaked = jwt("leaked-oid");
+        // (Managed identity is left to the emulator's tests: without IDENTITY_ENDPOINT in the
+        // environment azure_identity goes to IMDS, which it retries by itself for up to 72 s.)
+        let token_file = std::env::temp_dir().join(format!("arc-test-{}.jwt", std::process::id()));
+        std::fs::write(&token_file, jwt("federated")).unwrap();
+        let workload = Auth::WorkloadIdentity {
+            client_id: "00000000-0000-0000-0000-0000000000c2".into(),
+            tenant_id: Some("00000000-0000-0000-0000-0000000000aa".into()),
+            token_file: Some(token_file.clone()),
+        };
+        for (auth, status, body) in [
+            (
+                workload,
+                StatusCode::InternalServerError,
+                format!(r#"{{"access_token":"{leaked}","expires_in":3600}}"#),
+            ),
+            (
+                service_principal(),
+                StatusCode::Unauthorized,
+                format!(
+                    r#"{{"error":"invalid_client","error_codes":[7000215],"error_description":"bad {leaked}","access_token":"{leaked}"}}"#
+                ),
+            ),
+        ] {
+            let sts = sts(status, body);
+            let source = source_with_transport(
+                &auth,
+                &CredentialOptions::default(),
+                Transport::new(sts.clone()),
+            )
+            .unwrap();
+            let error = source.fetch().await.unwrap_err();
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains(&leaked[..30]), "{text}");
+            assert!(!text.contains("leaked-oid"), "{text}");
+            assert!(matches!(error, TokenError::Refused { .. }), "{text}");
+            assert!(
+                text.contains(&format!("HTTP {}", u16::from(status))),
+                "{text}"
+            );
+            assert!(text.contains("https://aka.ms/"), "{text}");
+            if matches!(auth, Auth::ServicePrincipal { .. }) {
+                assert!(text.contains("AADSTS7000215"), "{text}");
+            }
+        }
+        let _ = std::fs::remove_file(token_file);
+    }
 }
