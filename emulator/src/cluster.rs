@@ -776,6 +776,8 @@ impl ClusterEmulator {
             sum.connections_accepted += c.connections_accepted;
             sum.connections_open += c.connections_open;
             sum.protocol_errors += c.protocol_errors;
+            sum.closed_unauthenticated += c.closed_unauthenticated;
+            sum.half_opened += c.half_opened;
         }
         sum
     }

@@ -80,6 +80,10 @@ pub(crate) struct FaultState {
     /// Fast path: false until a stall was ever requested.
     stall_set: std::sync::atomic::AtomicBool,
     kill: Mutex<CancellationToken>,
+    /// Fires when every connection open now must go half-open (swapped like `kill`).
+    half_open: Mutex<CancellationToken>,
+    /// The gate's limits on connections that have not authenticated.
+    pub(crate) pre_auth: crate::gate::PreAuth,
 }
 
 impl Default for FaultState {
@@ -90,6 +94,8 @@ impl Default for FaultState {
             stall_until: Mutex::new(None),
             stall_set: std::sync::atomic::AtomicBool::new(false),
             kill: Mutex::new(CancellationToken::new()),
+            half_open: Mutex::new(CancellationToken::new()),
+            pre_auth: crate::gate::PreAuth::default(),
         }
     }
 }
@@ -130,6 +136,11 @@ impl FaultState {
     pub(crate) fn kill_token(&self) -> CancellationToken {
         lock(&self.kill).clone()
     }
+
+    /// The token that fires when every connection open now must go half-open.
+    pub(crate) fn half_open_token(&self) -> CancellationToken {
+        lock(&self.half_open).clone()
+    }
 }
 
 /// Handle for injecting faults; obtained from [`Emulator::faults`](crate::Emulator::faults).
@@ -145,6 +156,14 @@ impl std::fmt::Debug for Faults {
 }
 
 impl Faults {
+    /// Default of [`Faults::set_pre_auth_timeout`]: a connection that has not completed a
+    /// successful AUTH this long after it was accepted is closed.
+    pub const DEFAULT_PRE_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Default of [`Faults::set_max_unauthenticated`]: at most this many connections that have
+    /// not authenticated yet may be open at once.
+    pub const DEFAULT_MAX_UNAUTHENTICATED: u64 = 1000;
+
     /// Starts an outage of `endpoint`: for `window` if given, else until cleared.
     pub fn identity_outage(
         &self,
@@ -194,6 +213,52 @@ impl Faults {
         tracing::warn!("fault: dropped every client connection");
     }
 
+    /// Makes every client connection of the gate that is open now half-open, as when the peer
+    /// vanishes (a failed node, a dropped NAT entry): from now on the gate forwards nothing on
+    /// it in either direction (what the client sends is read and discarded, nothing from
+    /// redis-server reaches it), sends no FIN and no RST, and no longer closes it at token
+    /// expiry, at the idle timeout or at the pre-auth timeout. The socket stays open until the
+    /// client closes it or the emulator shuts down ([`Faults::drop_all_connections`] and
+    /// [`Faults::clear_all`] do not touch it). Connections accepted afterwards are served
+    /// normally. Counted in [`Counters::half_opened`].
+    pub fn half_open_existing(&self) {
+        let old = std::mem::replace(
+            &mut *lock(&self.shared.faults.half_open),
+            CancellationToken::new(),
+        );
+        old.cancel();
+        tracing::warn!("fault: every open client connection goes half-open");
+    }
+
+    /// Sets the pre-auth timeout (default [`Faults::DEFAULT_PRE_AUTH_TIMEOUT`]), as Azure
+    /// closes connections that do not authenticate: a connection that has not completed a
+    /// successful AUTH / HELLO AUTH within `timeout` of being accepted (TLS handshake
+    /// included) is closed without a reply, counted in [`Counters::closed_unauthenticated`].
+    /// Applies to connections accepted from now on; once a connection has authenticated, a
+    /// later `RESET` does not re-arm it.
+    pub fn set_pre_auth_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .faults
+            .pre_auth
+            .timeout_ms
+            .store(ms, Ordering::SeqCst);
+        tracing::info!(?timeout, "gate: pre-auth timeout set");
+    }
+
+    /// Sets the limit on concurrently open connections that have not authenticated yet (default
+    /// [`Faults::DEFAULT_MAX_UNAUTHENTICATED`]); over it, a new connection is closed right after
+    /// accept, counted in [`Counters::closed_unauthenticated`]. A connection stops counting
+    /// once it authenticates, closes or goes half-open.
+    pub fn set_max_unauthenticated(&self, max: u64) {
+        self.shared
+            .faults
+            .pre_auth
+            .max_open
+            .store(max, Ordering::SeqCst);
+        tracing::info!(max, "gate: limit on unauthenticated connections set");
+    }
+
     /// Stops the gate from forwarding anything, in both directions, for `duration`.
     /// Token expiry still closes connections while the gate is stalled.
     pub fn stall_gate(&self, duration: Duration) {
@@ -224,6 +289,8 @@ pub(crate) struct CounterCells {
     pub(crate) auth_rejected: AtomicU64,
     pub(crate) closed_at_expiry: AtomicU64,
     pub(crate) closed_idle: AtomicU64,
+    pub(crate) closed_unauthenticated: AtomicU64,
+    pub(crate) half_opened: AtomicU64,
     pub(crate) tokens_minted: AtomicU64,
     pub(crate) managed_identity_requests: AtomicU64,
     pub(crate) token_endpoint_requests: AtomicU64,
@@ -244,6 +311,11 @@ pub struct Counters {
     pub closed_at_expiry: u64,
     /// Connections the gate closed because nothing moved on them for the idle timeout.
     pub closed_idle: u64,
+    /// Connections the gate closed before a successful AUTH: at the pre-auth timeout, or right
+    /// after accept because too many unauthenticated connections were open.
+    pub closed_unauthenticated: u64,
+    /// Connections put half-open by [`Faults::half_open_existing`].
+    pub half_opened: u64,
     /// Access tokens minted (by either endpoint or by [`Emulator::mint_token`](crate::Emulator::mint_token)).
     pub tokens_minted: u64,
     /// Requests to the managed identity endpoint (successful or not).
@@ -266,6 +338,8 @@ impl CounterCells {
             auth_rejected: g(&self.auth_rejected),
             closed_at_expiry: g(&self.closed_at_expiry),
             closed_idle: g(&self.closed_idle),
+            closed_unauthenticated: g(&self.closed_unauthenticated),
+            half_opened: g(&self.half_opened),
             tokens_minted: g(&self.tokens_minted),
             managed_identity_requests: g(&self.managed_identity_requests),
             token_endpoint_requests: g(&self.token_endpoint_requests),

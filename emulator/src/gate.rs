@@ -4,8 +4,12 @@
 //! raw bytes. `AUTH` and `HELLO ... AUTH` are validated here and rewritten to carry either the
 //! server's internal password or a wrong one, so that redis-server itself produces every reply
 //! (`+OK`, `-WRONGPASS ...`, `-NOAUTH ...`) in order, in pipelines and in RESP3 alike.
+//!
+//! Like Azure, the gate closes connections that do not authenticate: after a pre-auth timeout,
+//! and at once when too many unauthenticated connections are open (see [`PreAuth`]).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,16 +22,98 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
-use crate::faults::inc;
+use crate::faults::{Faults, inc};
 use crate::resp::{Command, Intercept, Item, RequestParser, encode_command, string2ll};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 const READ_CHUNK: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(30);
+/// At most this many bytes of a client-supplied string go into a log line.
+const LOG_TEXT_MAX: usize = 64;
+
+/// Client-supplied text made safe for a log line: control characters, non-ASCII bytes, quotes
+/// and backslashes are escaped (`\n`, `\x1b`, `\xc3`, ...), so a client cannot forge log lines
+/// or send terminal escapes; anything past [`LOG_TEXT_MAX`] bytes is cut and its length noted.
+/// Never pass a secret (token, password, access key) here: those are never logged.
+pub(crate) fn escape_client_text(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(LOG_TEXT_MAX);
+    let mut s = bytes[..cut].escape_ascii().to_string();
+    if bytes.len() > cut {
+        let _ = write!(s, "...({} bytes)", bytes.len());
+    }
+    s
+}
+
+/// The gate's Azure-like limits on connections that have not authenticated yet, adjustable at
+/// run time through [`Faults::set_pre_auth_timeout`] and [`Faults::set_max_unauthenticated`].
+#[derive(Debug)]
+pub(crate) struct PreAuth {
+    pub(crate) timeout_ms: AtomicU64,
+    pub(crate) max_open: AtomicU64,
+    /// Connections open now that have not authenticated (nor gone half-open).
+    open: AtomicU64,
+}
+
+impl Default for PreAuth {
+    fn default() -> Self {
+        Self {
+            timeout_ms: AtomicU64::new(Faults::DEFAULT_PRE_AUTH_TIMEOUT.as_millis() as u64),
+            max_open: AtomicU64::new(Faults::DEFAULT_MAX_UNAUTHENTICATED),
+            open: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PreAuth {
+    /// When a connection accepted now must have authenticated (`None`: never).
+    fn deadline(&self) -> Option<Instant> {
+        Instant::now().checked_add(Duration::from_millis(
+            self.timeout_ms.load(Ordering::SeqCst),
+        ))
+    }
+}
+
+/// One of the [`PreAuth`] slots for unauthenticated connections; given back on release or drop.
+struct UnauthSlot(Option<Arc<Shared>>);
+
+impl UnauthSlot {
+    fn acquire(shared: &Arc<Shared>) -> Option<Self> {
+        let p = &shared.faults.pre_auth;
+        let max = p.max_open.load(Ordering::SeqCst);
+        p.open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self(Some(shared.clone())))
+    }
+
+    fn release(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.faults.pre_auth.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for UnauthSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// What a connection got at accept: its pre-auth slot and deadline, and the half-open token in
+/// force then.
+struct Admission {
+    slot: UnauthSlot,
+    pre_auth_deadline: Option<Instant>,
+    half_open: CancellationToken,
+}
 
 /// Accepts gate connections until the emulator shuts down; owns every connection task.
 pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
@@ -37,7 +123,23 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, shared:
             _ = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    conns.spawn(handle(stream, tls.clone(), shared.clone()));
+                    // Taken right at accept, so that a fault called later applies to it.
+                    let half_open = shared.faults.half_open_token();
+                    let Some(slot) = UnauthSlot::acquire(&shared) else {
+                        inc(&shared.counters.connections_accepted);
+                        inc(&shared.counters.closed_unauthenticated);
+                        tracing::debug!(
+                            "too many unauthenticated connections; closing a new one"
+                        );
+                        drop(stream);
+                        continue;
+                    };
+                    let admission = Admission {
+                        slot,
+                        pre_auth_deadline: shared.faults.pre_auth.deadline(),
+                        half_open,
+                    };
+                    conns.spawn(handle(stream, tls.clone(), shared.clone(), admission));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gate accept failed");
@@ -58,50 +160,129 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-async fn handle(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+/// Resolves at `deadline` (never when `None`).
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How a step before the proxy loop (upstream connect, TLS handshake) ended.
+enum Setup<T> {
+    Done(T),
+    HalfOpen,
+    Unauthenticated,
+}
+
+/// Runs `step` unless the connection goes half-open or runs out of pre-auth time first.
+async fn setup<F: Future>(step: F, admission: &Admission) -> Setup<F::Output> {
+    tokio::select! {
+        biased;
+        _ = admission.half_open.cancelled() => Setup::HalfOpen,
+        _ = sleep_until_opt(admission.pre_auth_deadline) => Setup::Unauthenticated,
+        v = step => Setup::Done(v),
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    admission: Admission,
+) {
     let conn_id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     inc(&shared.counters.connections_accepted);
     inc(&shared.counters.connections_open);
     let _open = OpenGuard(&shared.counters.connections_open);
     let _ = stream.set_nodelay(true);
 
-    let upstream = match tokio::time::timeout(
-        Duration::from_secs(5),
+    let connect = tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
         TcpStream::connect(("127.0.0.1", shared.redis_config.port)),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        _ => {
+    );
+    let end = match setup(connect, &admission).await {
+        Setup::Done(Ok(Ok(upstream))) => {
+            let _ = upstream.set_nodelay(true);
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(&mut stream));
+                    match setup(handshake, &admission).await {
+                        Setup::Done(Ok(Ok(tls_stream))) => {
+                            let (r, w) = tokio::io::split(tls_stream);
+                            proxy(r, w, upstream, &shared, conn_id, admission).await
+                        }
+                        Setup::Done(Ok(Err(e))) => {
+                            tracing::debug!(conn = conn_id, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Setup::Done(Err(_)) => {
+                            tracing::debug!(conn = conn_id, "TLS handshake timed out");
+                            return;
+                        }
+                        Setup::HalfOpen => End::HalfOpen,
+                        Setup::Unauthenticated => End::Unauthenticated,
+                    }
+                }
+                None => {
+                    let (r, w) = stream.split();
+                    proxy(r, w, upstream, &shared, conn_id, admission).await
+                }
+            }
+        }
+        Setup::Done(_) => {
             tracing::warn!(
                 conn = conn_id,
                 "redis-server unreachable; closing client connection"
             );
             return;
         }
+        Setup::HalfOpen => End::HalfOpen,
+        Setup::Unauthenticated => End::Unauthenticated,
     };
-    let _ = upstream.set_nodelay(true);
-
-    match tls {
-        Some(acceptor) => {
-            let tls_stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(conn = conn_id, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(conn = conn_id, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let (r, w) = tokio::io::split(tls_stream);
-            proxy(r, w, upstream, &shared, conn_id).await;
+    match end {
+        End::Expired => {
+            inc(&shared.counters.closed_at_expiry);
+            tracing::info!(
+                conn = conn_id,
+                "token expired without re-AUTH; closing the connection"
+            );
         }
-        None => {
-            let (r, w) = stream.into_split();
-            proxy(r, w, upstream, &shared, conn_id).await;
+        End::Dropped => tracing::debug!(conn = conn_id, "connection dropped by fault injection"),
+        End::Idle => {
+            inc(&shared.counters.closed_idle);
+            tracing::info!(conn = conn_id, "idle timeout; closing the connection");
+        }
+        End::Unauthenticated => {
+            inc(&shared.counters.closed_unauthenticated);
+            tracing::info!(
+                conn = conn_id,
+                "no successful AUTH within the pre-auth timeout; closing the connection"
+            );
+        }
+        End::HalfOpen => {
+            inc(&shared.counters.half_opened);
+            tracing::debug!(conn = conn_id, "connection half-open by fault injection");
+            black_hole(&mut stream, &shared).await;
+            tracing::debug!(conn = conn_id, "half-open connection closed");
+        }
+        ref other => tracing::debug!(conn = conn_id, end = ?other, "connection closed"),
+    }
+}
+
+/// A half-open connection: reads and discards whatever the client sends, writes nothing, and
+/// returns once the client closes (or the socket fails) or the emulator shuts down. The raw
+/// socket is read, not the TLS session, so not even a TLS alert goes out.
+async fn black_hole(stream: &mut TcpStream, shared: &Shared) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            r = stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = shared.shutdown.cancelled() => return,
         }
     }
 }
@@ -121,6 +302,8 @@ enum End {
     Failed,
     Linger,
     Idle,
+    Unauthenticated,
+    HalfOpen,
 }
 
 /// When data last moved on a connection, for the idle timeout.
@@ -157,7 +340,24 @@ impl Activity {
     }
 }
 
-async fn proxy<R, W>(mut cr: R, mut cw: W, upstream: TcpStream, shared: &Arc<Shared>, conn_id: u64)
+/// Resolves at `deadline` unless `authed` fires first (then never).
+async fn pre_auth_expiry(deadline: Option<Instant>, authed: CancellationToken) {
+    tokio::select! {
+        _ = sleep_until_opt(deadline) => {}
+        _ = authed.cancelled() => std::future::pending().await,
+    }
+}
+
+/// Runs a connection until it ends. Except when it went half-open, the client side is closed
+/// (TLS close_notify where there is TLS) and the upstream connection dropped.
+async fn proxy<R, W>(
+    mut cr: R,
+    mut cw: W,
+    upstream: TcpStream,
+    shared: &Arc<Shared>,
+    conn_id: u64,
+    admission: Admission,
+) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -165,7 +365,13 @@ where
     let (mut ur, mut uw) = upstream.into_split();
     let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
     let kill = shared.faults.kill_token();
-    let mut session = Session::new(conn_id, deadline_tx);
+    let Admission {
+        slot,
+        pre_auth_deadline,
+        half_open,
+    } = admission;
+    let authed = CancellationToken::new();
+    let mut session = Session::new(conn_id, deadline_tx, slot, authed.clone());
     let activity = Activity::new();
 
     let end = {
@@ -173,10 +379,13 @@ where
         let s2c = server_to_client(&mut ur, &mut cw, shared, &activity);
         let expiry = wait_expiry(deadline_rx);
         let idle = activity.idle(shared.idle_timeout);
-        tokio::pin!(c2s, s2c, expiry, idle);
+        let pre_auth = pre_auth_expiry(pre_auth_deadline, authed);
+        tokio::pin!(c2s, s2c, expiry, idle, pre_auth);
         let mut c2s_done = false;
         loop {
             tokio::select! {
+                biased;
+                _ = half_open.cancelled() => break End::HalfOpen,
                 r = &mut c2s, if !c2s_done => {
                     c2s_done = true;
                     match r {
@@ -187,31 +396,22 @@ where
                 _ = &mut s2c => break End::UpstreamClosed,
                 _ = &mut expiry => break End::Expired,
                 _ = &mut idle => break End::Idle,
+                _ = &mut pre_auth => break End::Unauthenticated,
                 _ = kill.cancelled() => break End::Dropped,
                 _ = shared.shutdown.cancelled() => break End::Shutdown,
                 _ = tokio::time::sleep(LINGER), if c2s_done => break End::Linger,
             }
         }
     };
-    match end {
-        End::Expired => {
-            inc(&shared.counters.closed_at_expiry);
-            tracing::info!(
-                conn = conn_id,
-                "token expired without re-AUTH; closing the connection"
-            );
-        }
-        End::Dropped => tracing::debug!(conn = conn_id, "connection dropped by fault injection"),
-        End::Idle => {
-            inc(&shared.counters.closed_idle);
-            tracing::info!(conn = conn_id, "idle timeout; closing the connection");
-        }
-        ref other => tracing::debug!(conn = conn_id, end = ?other, "connection closed"),
-    }
+    // Half-open or not, this connection no longer counts as unauthenticated.
+    drop(session);
     drop(uw);
     drop(ur);
-    // Best effort: a TLS close_notify, then the socket closes. No Redis reply is sent.
-    let _ = tokio::time::timeout(Duration::from_millis(500), cw.shutdown()).await;
+    if !matches!(end, End::HalfOpen) {
+        // Best effort: a TLS close_notify, then the socket closes. No Redis reply is sent.
+        let _ = tokio::time::timeout(Duration::from_millis(500), cw.shutdown()).await;
+    }
+    end
 }
 
 async fn wait_expiry(mut rx: watch::Receiver<Option<Instant>>) {
@@ -345,6 +545,10 @@ struct Session {
     patterns: HashSet<Bytes>,
     shard_channels: HashSet<Bytes>,
     deadline: watch::Sender<Option<Instant>>,
+    /// Held until the first successful AUTH.
+    unauth_slot: UnauthSlot,
+    /// Fires at the first successful AUTH (stops the pre-auth timeout).
+    authed: CancellationToken,
 }
 
 fn eq(a: &[u8], b: &str) -> bool {
@@ -357,7 +561,12 @@ fn valid_client_name(name: &[u8]) -> bool {
 }
 
 impl Session {
-    fn new(conn_id: u64, deadline: watch::Sender<Option<Instant>>) -> Self {
+    fn new(
+        conn_id: u64,
+        deadline: watch::Sender<Option<Instant>>,
+        unauth_slot: UnauthSlot,
+        authed: CancellationToken,
+    ) -> Self {
         Self {
             conn_id,
             authenticated: false,
@@ -366,6 +575,8 @@ impl Session {
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
             deadline,
+            unauth_slot,
+            authed,
         }
     }
 
@@ -379,6 +590,8 @@ impl Session {
 
     fn accept(&mut self, exp: Option<i64>) {
         self.authenticated = true;
+        self.unauth_slot.release();
+        self.authed.cancel();
         let deadline = exp.map(|exp| {
             let left = exp as f64 - crate::jwt::now_unix();
             Instant::now() + Duration::from_secs_f64(left.clamp(0.0, 1.0e9))
@@ -531,4 +744,39 @@ impl Session {
 
 fn encode_parts(kind: Intercept, args: &[Bytes]) -> Vec<u8> {
     encode_command(std::iter::once(kind.name()).chain(args.iter().map(|a| &a[..])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_client_text;
+
+    #[test]
+    fn client_text_is_escaped_and_cut() {
+        assert_eq!(escape_client_text(b"default"), "default");
+        assert_eq!(
+            escape_client_text(b"a6f1c2d3-0000-4e5f-8a9b-123456789abc"),
+            "a6f1c2d3-0000-4e5f-8a9b-123456789abc"
+        );
+        // No newline, carriage return or escape character reaches the log line.
+        let forged = escape_client_text(b"x\r\n2025-01-01T00:00:00Z  INFO AUTH accepted\x1b[2J");
+        assert_eq!(
+            forged,
+            "x\\r\\n2025-01-01T00:00:00Z  INFO AUTH accepted\\x1b[2J"
+        );
+        assert!(!forged.chars().any(|c| c.is_control()));
+        assert_eq!(escape_client_text(b"\"q\" \\"), "\\\"q\\\" \\\\");
+        assert_eq!(escape_client_text(b"\x00\xff\t"), "\\x00\\xff\\t");
+        // Non-ASCII (even valid UTF-8, such as a right-to-left override) is escaped bytewise.
+        assert_eq!(
+            escape_client_text("\u{202e}é".as_bytes()),
+            "\\xe2\\x80\\xae\\xc3\\xa9"
+        );
+        // Long input is cut after 64 bytes, with its length noted.
+        let long = vec![b'a'; 100];
+        assert_eq!(
+            escape_client_text(&long),
+            format!("{}...(100 bytes)", "a".repeat(64))
+        );
+        assert_eq!(escape_client_text(&[b'\n'; 64]), "\\n".repeat(64));
+    }
 }

@@ -79,12 +79,13 @@ impl std::fmt::Debug for Shared {
 }
 
 /// A username fit for logs: what clients send there is an oid, a client id or `default`;
-/// anything that looks like a token (or is long) is not shown.
+/// anything that looks like a token (or is long) is not shown, the rest is escaped
+/// ([`crate::gate::escape_client_text`]) so that it cannot forge log lines.
 fn loggable_user(bytes: &[u8]) -> String {
     if bytes.len() > 64 || bytes.starts_with(b"eyJ") {
         format!("<{} bytes not shown>", bytes.len())
     } else {
-        String::from_utf8_lossy(bytes).into_owned()
+        crate::gate::escape_client_text(bytes)
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use azure_redis_emulator::{Emulator, IdentityEndpoint, IdentityFault};
+use azure_redis_emulator::{ClusterEmulator, Emulator, IdentityEndpoint, IdentityFault};
 use common::*;
 use secrecy::ExposeSecret as _;
 
@@ -371,6 +371,141 @@ async fn idle_connections_are_closed() {
         assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
         assert_eq!(emu.counters().closed_idle, 1);
         emu.shutdown().await;
+    })
+    .await;
+}
+
+/// Polls `f` until it holds (up to 3 s).
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..60 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not reached within 3 s: {what}");
+}
+
+/// Asserts that `c` gets no reply and no EOF within `within`.
+async fn silent(c: &mut RawConn, within: Duration, what: &str) {
+    let r = tokio::time::timeout(within, c.read_reply()).await;
+    assert!(r.is_err(), "{what}: expected silence, got {r:?}");
+}
+
+#[tokio::test]
+async fn half_open_existing_connections_go_silent_and_stay_open() {
+    bounded(async {
+        init();
+        let emu = Emulator::builder()
+            .token_lifetime(Duration::from_secs(60))
+            .idle_timeout(Duration::from_millis(1500))
+            .plain_listener(true)
+            .start()
+            .await
+            .expect("emulator");
+        let faults = emu.faults();
+        faults.set_pre_auth_timeout(Duration::from_millis(1500));
+        let oid = emu.system_identity();
+        // A TLS and a plain connection with tokens that expire in 2 s, and one that never
+        // authenticates.
+        let mut tls = RawConn::tls(&emu).await;
+        let mut plain = RawConn::plain(emu.plain_addr().expect("plain")).await;
+        let mut unauthenticated = RawConn::tls(&emu).await;
+        for c in [&mut tls, &mut plain] {
+            assert_eq!(auth(c, &emu, &oid, Duration::from_secs(2)).await, ok());
+            assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        }
+        let started = Instant::now();
+        faults.half_open_existing();
+        eventually("3 connections half-open", || {
+            emu.counters().half_opened == 3
+        })
+        .await;
+
+        // A connection made right after is served normally.
+        let mut fresh = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut fresh, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(fresh.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        drop(fresh);
+
+        // The old ones: no reply, no FIN, past the token's expiry, the idle timeout and the
+        // pre-auth timeout.
+        tls.send_cmd(&[b"PING"]).await;
+        plain.send_cmd(&[b"PING"]).await;
+        unauthenticated.send_cmd(&[b"PING"]).await;
+        silent(&mut tls, Duration::from_secs(2), "TLS").await;
+        silent(&mut plain, Duration::from_millis(500), "plain").await;
+        silent(
+            &mut unauthenticated,
+            Duration::from_millis(500),
+            "unauthenticated",
+        )
+        .await;
+        assert!(started.elapsed() > Duration::from_secs(3));
+        tls.send_cmd(&[b"GET", b"k"]).await;
+        silent(&mut tls, Duration::from_millis(300), "TLS, later").await;
+        let n = emu.counters();
+        assert_eq!(
+            (n.closed_at_expiry, n.closed_idle, n.closed_unauthenticated),
+            (0, 0, 0)
+        );
+        eventually("only the half-open connections open", || {
+            emu.counters().connections_open == 3
+        })
+        .await;
+
+        // They close when the client closes them.
+        drop((tls, plain, unauthenticated));
+        eventually("no connection open", || {
+            emu.counters().connections_open == 0
+        })
+        .await;
+        assert_eq!(emu.counters().half_opened, 3);
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_on_one_cluster_node_only() {
+    bounded(async {
+        init();
+        let cluster = ClusterEmulator::builder()
+            .emulator(Emulator::builder().token_lifetime(Duration::from_secs(60)))
+            .start()
+            .await
+            .expect("the cluster starts");
+        let emu = cluster.identity();
+        let oid = emu.system_identity();
+        let gates = cluster.gate_addrs();
+        let mut conns = Vec::new();
+        for &addr in &gates[..2] {
+            let mut c = RawConn::tls_at(emu, addr).await;
+            assert_eq!(auth(&mut c, emu, &oid, Duration::from_secs(60)).await, ok());
+            conns.push(c);
+        }
+        cluster.node_faults(0).expect("node 0").half_open_existing();
+        eventually("node 0's connection half-open", || {
+            cluster.node_counters(0).expect("node 0").half_opened == 1
+        })
+        .await;
+        conns[0].send_cmd(&[b"PING"]).await;
+        silent(&mut conns[0], Duration::from_secs(2), "node 0").await;
+        assert_eq!(
+            conns[1].cmd_str(&["PING"]).await,
+            Reply::Simple("PONG".into())
+        );
+        let mut fresh = RawConn::tls_at(emu, gates[0]).await;
+        assert_eq!(
+            auth(&mut fresh, emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        assert_eq!(fresh.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(cluster.node_counters(1).expect("node 1").half_opened, 0);
+        cluster.shutdown().await;
     })
     .await;
 }

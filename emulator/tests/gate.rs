@@ -511,3 +511,108 @@ async fn access_key_mode_and_env() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connections_that_do_not_authenticate_in_time_are_closed() {
+    bounded(async {
+        init();
+        let emu = Emulator::builder()
+            .token_lifetime(Duration::from_secs(60))
+            .plain_listener(true)
+            .start()
+            .await
+            .expect("emulator starts");
+        assert_eq!(emu.counters().closed_unauthenticated, 0);
+        emu.faults()
+            .set_pre_auth_timeout(Duration::from_millis(800));
+        let oid = emu.system_identity();
+        let started = Instant::now();
+        let mut silent = RawConn::tls(&emu).await;
+        let mut failed = RawConn::plain(emu.plain_addr().expect("plain")).await;
+        let mut good = RawConn::tls(&emu).await;
+        assert_eq!(failed.cmd_str(&["PING"]).await, err(NOAUTH));
+        let t = emu.mint_flawed_token(&oid, TokenFlaw::Expired);
+        assert_eq!(
+            failed
+                .cmd(&[b"AUTH", oid.as_bytes(), t.secret().as_bytes()])
+                .await,
+            err(WRONGPASS)
+        );
+        assert_eq!(
+            auth(&mut good, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        // Closed without a reply once the timeout passes.
+        assert_eq!(
+            silent.closed_within(Duration::from_secs(3)).await,
+            Some(Vec::new())
+        );
+        assert!(started.elapsed() >= Duration::from_millis(750));
+        assert_eq!(
+            failed.closed_within(Duration::from_secs(3)).await,
+            Some(Vec::new())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(good.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(emu.counters().closed_unauthenticated, 2);
+        emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn too_many_unauthenticated_connections_are_refused() {
+    bounded(async {
+        init();
+        let emu = Emulator::builder()
+            .token_lifetime(Duration::from_secs(60))
+            .plain_listener(true)
+            .start()
+            .await
+            .expect("emulator starts");
+        emu.faults().set_max_unauthenticated(2);
+        let oid = emu.system_identity();
+        let plain = emu.plain_addr().expect("plain");
+        let mut a = RawConn::tls(&emu).await;
+        let mut b = RawConn::plain(plain).await;
+        assert_eq!(b.cmd_str(&["PING"]).await, err(NOAUTH));
+        // A third unauthenticated connection is closed at once.
+        let mut over = RawConn::plain(plain).await;
+        assert_eq!(
+            over.closed_within(Duration::from_secs(2)).await,
+            Some(Vec::new())
+        );
+        assert_eq!(emu.counters().closed_unauthenticated, 1);
+        // Once one authenticates, there is room for another; authenticated ones do not count.
+        assert_eq!(
+            auth(&mut a, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        let mut c = RawConn::tls(&emu).await;
+        assert_eq!(
+            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
+            ok()
+        );
+        let mut d = RawConn::plain(plain).await;
+        assert_eq!(d.cmd_str(&["PING"]).await, err(NOAUTH));
+        // Closing one gives its slot back too.
+        drop(b);
+        let mut e = None;
+        for _ in 0..40 {
+            let mut conn = RawConn::plain(plain).await;
+            conn.send_cmd(&[b"PING"]).await;
+            if conn.read_reply().await == Some(err(NOAUTH)) {
+                e = Some(conn);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(e.is_some(), "the closed connection's slot came back");
+        for conn in [&mut a, &mut c] {
+            assert_eq!(conn.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        }
+        assert_eq!(d.cmd_str(&["PING"]).await, err(NOAUTH));
+        emu.shutdown().await;
+    })
+    .await;
+}

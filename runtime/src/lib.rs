@@ -122,6 +122,8 @@
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod handle;
+pub mod health;
 mod task;
 pub mod token;
 #[cfg(any(feature = "axum", feature = "actix-web"))]

@@ -10,8 +10,14 @@
 //! - **Live node connections** are re-authenticated on every new token by one supervisor task
 //!   per handle: `AUTH <oid> <token>` routed to all nodes, each failed node retried by address,
 //!   and the whole cluster connection rebuilt with the current token if a node keeps refusing.
-//!   (redis-rs's own per-connection re-AUTH stops for good after one failed AUTH, so it is not
-//!   relied on.)
+//!   (redis-rs 1.8's own per-connection re-AUTH, `aio/multiplexed_connection.rs`, stops for
+//!   good after one failed AUTH, so it is not relied on.)
+//! - **Unresponsive connections**: redis-rs bounds each request, retries included, by the
+//!   response timeout (5 s by default), but keeps using a node connection whose peer vanished.
+//!   A request or keepalive `PING` without a reply in time has the handle rebuild the cluster
+//!   connection, with fresh connections to every node.
+//! - **An expired token** (an identity outage) is never sent: a rebuild waits for the next
+//!   token, and a node connection redis-rs opens meanwhile fails before its AUTH.
 //! - **Announced addresses** are mapped back to the public host name by an [`AddressMapping`]
 //!   (Azure Managed Redis announces internal addresses); an address announced later than the
 //!   map was built is noticed at its first connection attempt, and the handle rebuilds its
@@ -32,8 +38,11 @@
 //! # Ok(()) }
 //! ```
 
+mod connector;
 mod credentials;
 mod mapping;
+mod resend;
+mod supervisor;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,27 +51,24 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use redis::aio::ConnectionLike;
-use redis::cluster::{ClusterClientBuilder, NodeAddress};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
-    IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisConnectionInfo, RedisError,
-    RedisFuture, RedisResult, ServerErrorKind, TlsCertificates, Value,
-};
-use secrecy::ExposeSecret;
+use redis::cluster_routing::RoutingInfo;
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
 
 use crate::Auth;
 use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
-use crate::conn::{ConnectError, Options, Subscriptions, keepalive_ticks, option_setters, tick};
-use crate::token::{Credentials, RefreshPolicy, TokenProvider, TokenStatus};
+use crate::conn::ConnectError;
+use crate::handle::{self, Subscriptions, Topic};
+use crate::health::HealthCache;
+use crate::task::TaskOwner;
+use crate::token::{TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
 
-use credentials::NodeCredentials;
-use mapping::{Mapper, NodeResolver, display_addr, is_unmapped};
+use connector::Connector;
+use mapping::Mapper;
+use resend::resendable;
 
 /// Counters and state of a cluster handle, for health checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,9 +80,12 @@ pub struct ClusterStatus {
     pub reauths: u64,
     /// Failed re-AUTH attempts of node connections.
     pub reauth_failures: u64,
-    /// Times the cluster connection was rebuilt (a node kept refusing the token, or a node
-    /// announced an address that had to be mapped first).
+    /// Times the cluster connection was rebuilt (a node kept refusing the token, a node
+    /// announced an address that had to be mapped first, or the connection stopped answering).
     pub rebuilds: u64,
+    /// Rebuilds because a request or a keepalive `PING` got no reply within the response
+    /// timeout.
+    pub unresponsive_replaced: u64,
     /// Announced node addresses the mapping sends elsewhere.
     pub mapped_nodes: usize,
 }
@@ -88,63 +97,42 @@ impl ClusterStatus {
     }
 }
 
-/// Sets up an [`AzureRedisCluster`] with what the configuration cannot say; the options of
-/// [`conn::Builder`](crate::conn::Builder), plus the [`AddressMapping`].
-#[must_use]
-pub struct ClusterBuilder {
-    endpoint: Endpoint,
-    auth: Auth,
-    options: Options,
-    mapping: Option<AddressMapping>,
-    retries: Option<u32>,
-    failover_wait: Duration,
-    push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
-}
+/// Sets up an [`AzureRedisCluster`] with what the configuration cannot say: the setters of
+/// [`handle::Builder`], plus the [`AddressMapping`], retries and
+/// failover wait.
+pub type ClusterBuilder = handle::Builder<handle::Cluster>;
 
 /// How long a request is held by default while no reachable node serves its slot.
 pub const DEFAULT_FAILOVER_WAIT: Duration = Duration::from_secs(15);
 
-impl fmt::Debug for ClusterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("auth", &self.auth)
-            .field("mapping", &self.mapping)
-            .finish_non_exhaustive()
-    }
-}
-
-option_setters!(ClusterBuilder);
-
-impl ClusterBuilder {
+impl handle::Builder<handle::Cluster> {
     /// A builder for the cluster reached at `endpoint` (any node, or Azure's public endpoint)
-    /// with defaults: TLS verified against the system roots, RESP3, 10 s connect and AUTH
-    /// timeouts, no response timeout, [`RefreshPolicy::default`], and
+    /// with the defaults of [`crate::handle`], [`DEFAULT_FAILOVER_WAIT`], and
     /// [`AddressMapping::public_host`] for Azure hosts ([`AddressMapping::none`] for others).
-    pub fn new(endpoint: Endpoint, auth: Auth) -> ClusterBuilder {
-        ClusterBuilder {
+    pub fn new(endpoint: Endpoint, auth: Auth) -> Self {
+        handle::Builder::with_kind(
             endpoint,
             auth,
-            options: Options::default(),
-            mapping: None,
-            retries: None,
-            failover_wait: DEFAULT_FAILOVER_WAIT,
-            push_sender: None,
-        }
+            handle::Cluster {
+                mapping: None,
+                retries: None,
+                failover_wait: DEFAULT_FAILOVER_WAIT,
+            },
+        )
     }
 
     /// How announced node addresses map to the addresses connected to (default:
     /// [`AddressMapping::public_host`] for Azure hosts, [`AddressMapping::none`] for others).
-    pub fn address_mapping(mut self, mapping: AddressMapping) -> ClusterBuilder {
-        self.mapping = Some(mapping);
+    pub fn address_mapping(mut self, mapping: AddressMapping) -> Self {
+        self.kind.mapping = Some(mapping);
         self
     }
 
     /// How often redis-rs retries a command after a redirection or a connection error
     /// (redis-rs's default otherwise: 16). The waits between retries start at 50 ms and grow
     /// to at most 1 s, so that a command whose node stays unreachable fails within seconds.
-    pub fn retries(mut self, retries: u32) -> ClusterBuilder {
-        self.retries = Some(retries);
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.kind.retries = Some(retries);
         self
     }
 
@@ -158,16 +146,8 @@ impl ClusterBuilder {
     /// the handle sends it again, after waits from 50 ms growing to 1 s, until a node serves it
     /// or the time is up; then the `MOVED` is returned. A multi-key `DEL` or `UNLINK`, which
     /// redis-rs splits over nodes, is never sent again.
-    pub fn failover_wait(mut self, wait: Duration) -> ClusterBuilder {
-        self.failover_wait = wait;
-        self
-    }
-
-    /// Receives the RESP3 pushes of every node connection: the messages of
-    /// [`subscribe`](AzureRedisCluster::subscribe), [`psubscribe`](AzureRedisCluster::psubscribe)
-    /// and [`ssubscribe`](AzureRedisCluster::ssubscribe).
-    pub fn push_sender(mut self, sender: mpsc::UnboundedSender<PushInfo>) -> ClusterBuilder {
-        self.push_sender = Some(sender);
+    pub fn failover_wait(mut self, wait: Duration) -> Self {
+        self.kind.failover_wait = wait;
         self
     }
 
@@ -188,6 +168,7 @@ impl ClusterBuilder {
             .start_provider(&self.endpoint, &self.auth)
             .await?;
         let mapping = self
+            .kind
             .mapping
             .unwrap_or_else(|| match self.endpoint.service() {
                 Service::Other => AddressMapping::none(),
@@ -198,225 +179,109 @@ impl ClusterBuilder {
             .tls_server_name
             .clone()
             .unwrap_or_else(|| self.endpoint.host.clone());
-        let template = Template {
+        let options = self.options;
+        let connector = Connector {
             mapper: Arc::new(Mapper::new(public_host, mapping)),
             endpoint: self.endpoint,
-            root_ca_pem: self.options.root_ca_pem,
-            connect_timeout: self.options.connect_timeout,
-            response_timeout: self.options.response_timeout,
-            resp3: self.options.resp3,
-            retries: self.retries,
-            push_sender: self.push_sender,
+            root_ca_pem: options.root_ca_pem,
+            connect_timeout: options.connect_timeout,
+            response_timeout: options.response_timeout,
+            resp3: options.resp3,
+            retries: self.kind.retries,
+            push_sender: options.push_sender,
         };
-        let seed = template.endpoint.to_string();
-        let announced = template
+        let seed = connector.endpoint.to_string();
+        let announced = connector
             .discover(&provider.current())
             .await
             .map_err(redis_error(seed.clone()))?;
-        template.check_resolvable(&announced).await?;
-        let conn = template
+        connector.check_resolvable(&announced).await?;
+        let conn = connector
             .open(&announced, &provider)
             .await
             .map_err(redis_error(seed))?;
+        let (unresponsive, unresponsive_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            template,
+            connector,
             provider,
             conn: RwLock::new((0, conn)),
-            subscriptions: Mutex::new(Subscriptions::default()),
+            subscriptions: Subscriptions::default(),
             epoch: AtomicU64::new(0),
             rebuilt: Notify::new(),
-            auth_timeout: self.options.auth_timeout,
-            failover_wait: self.failover_wait,
-            keepalive: self.options.keepalive,
-            reauths: AtomicU64::new(0),
-            reauth_failures: AtomicU64::new(0),
-            rebuilds: AtomicU64::new(0),
+            unresponsive,
+            auth_timeout: options.auth_timeout,
+            failover_wait: self.kind.failover_wait,
+            counters: Counters::default(),
+            health: HealthCache::new(options.health_cache),
+            supervisor: Mutex::new(None),
         });
-        let task = tokio::spawn(supervise(Arc::clone(&inner)));
-        Ok(AzureRedisCluster {
-            inner,
-            _task: Arc::new(TaskGuard(task)),
-        })
+        let owner = supervisor::start(&inner, unresponsive_rx, options.keepalive);
+        *inner
+            .supervisor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(owner);
+        Ok(AzureRedisCluster { inner })
     }
 }
 
-/// What a cluster connection is built from.
-struct Template {
-    endpoint: Endpoint,
-    mapper: Arc<Mapper>,
-    root_ca_pem: Option<Vec<u8>>,
-    connect_timeout: Duration,
-    response_timeout: Option<Duration>,
-    resp3: bool,
-    retries: Option<u32>,
-    push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
-}
-
-impl Template {
-    fn protocol(&self) -> ProtocolVersion {
-        if self.resp3 {
-            ProtocolVersion::RESP3
-        } else {
-            ProtocolVersion::RESP2
-        }
-    }
-
-    /// The public endpoint, as redis-rs connects to it (the TLS server name is its host).
-    fn seed(&self) -> RedisResult<ConnectionInfo> {
-        let host = self.mapper.public_host.clone();
-        let addr = if self.endpoint.tls {
-            ConnectionAddr::TcpTls {
-                host,
-                port: self.endpoint.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(host, self.endpoint.port)
-        };
-        Ok(addr
-            .into_connection_info()?
-            .set_redis_settings(RedisConnectionInfo::default().set_protocol(self.protocol())))
-    }
-
-    /// Asks the public endpoint for the node addresses the cluster announces (`CLUSTER SLOTS`,
-    /// allowed to every Azure data access policy) over one connection of its own.
-    async fn discover(&self, credentials: &Credentials) -> RedisResult<Vec<(String, u16)>> {
-        let mut settings = RedisConnectionInfo::default()
-            .set_password(credentials.password.expose_secret())
-            .set_protocol(self.protocol());
-        if let Some(user) = &credentials.username {
-            settings = settings.set_username(user);
-        }
-        let info = self.seed()?.set_redis_settings(settings);
-        let client = match &self.root_ca_pem {
-            Some(pem) if self.endpoint.tls => Client::build_with_tls(
-                info,
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )?,
-            _ => Client::open(info)?,
-        };
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout));
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        let slots: Value = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut conn)
-            .await?;
-        let announced =
-            mapping::announced_nodes(&slots, (&self.mapper.public_host, self.endpoint.port));
-        if announced.is_empty() {
-            return Err(RedisError::from((
-                ErrorKind::UnexpectedReturnType,
-                "CLUSTER SLOTS names no nodes",
-            )));
-        }
-        tracing::debug!(nodes = announced.len(), "cluster nodes discovered");
-        Ok(announced)
-    }
-
-    /// Fails with the first announced address that, mapped, does not resolve: before any
-    /// connection to a node is attempted.
-    async fn check_resolvable(&self, announced: &[(String, u16)]) -> Result<(), ConnectError> {
-        for (host, port) in announced {
-            let (to_host, to_port) = self
-                .mapper
-                .mapping
-                .map(&self.mapper.public_host, host, *port)
-                .unwrap_or_else(|| (host.clone(), *port));
-            if let Err(error) = mapping::resolve(&to_host, to_port).await {
-                let hint = if self.mapper.mapping.is_none() {
-                    "; Azure Managed Redis announces internal node addresses: map them to the public host with `AddressMapping::public_host()`"
-                } else {
-                    ""
-                };
-                return Err(ConnectError::Redis {
-                    endpoint: display_addr(host, *port),
-                    source: RedisError::from((
-                        ErrorKind::Io,
-                        "the cluster announces a node address that cannot be reached",
-                        format!("{error}{hint}"),
-                    )),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Builds a cluster client with every announced address mapped and connects it.
-    async fn open(
-        &self,
-        announced: &[(String, u16)],
-        provider: &TokenProvider,
-    ) -> RedisResult<ClusterConnection> {
-        let map: std::collections::HashMap<NodeAddress, NodeAddress> =
-            self.mapper.extend(announced.iter().cloned());
-        let mut builder = ClusterClientBuilder::new(vec![self.seed()?])
-            // Retries 50 ms apart at first, then at most 1 s: a request that cannot reach its
-            // node fails within seconds (redis-rs's own waits grow to minutes), and one
-            // redirected to a node the map does not have yet is soon sent again on the rebuilt
-            // connection.
-            .min_retry_wait(50)
-            .max_retry_wait(1000)
-            .retry_wait_formula(50, 2)
-            .connection_timeout(self.connect_timeout)
-            .use_protocol(self.protocol())
-            .node_address_map(map)
-            .async_dns_resolver(NodeResolver(Arc::clone(&self.mapper)))
-            .set_credentials_provider(NodeCredentials {
-                provider: provider.clone(),
-                grace: self.connect_timeout,
-            });
-        if let Some(timeout) = self.response_timeout {
-            builder = builder.response_timeout(timeout);
-        }
-        if let Some(retries) = self.retries {
-            builder = builder.retries(retries);
-        }
-        if let Some(sender) = &self.push_sender {
-            builder = builder.push_sender(sender.clone());
-        }
-        if self.endpoint.tls
-            && let Some(pem) = &self.root_ca_pem
-        {
-            builder = builder.certs(TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            });
-        }
-        builder.build()?.get_async_connection().await
-    }
+#[derive(Default)]
+struct Counters {
+    reauths: AtomicU64,
+    reauth_failures: AtomicU64,
+    rebuilds: AtomicU64,
+    unresponsive_replaced: AtomicU64,
 }
 
 struct Inner {
-    template: Template,
+    connector: Connector,
     provider: TokenProvider,
     /// The cluster connection and its epoch (the number of rebuilds before it).
     conn: RwLock<(u64, ClusterConnection)>,
     /// Restored on every rebuilt connection.
-    subscriptions: Mutex<Subscriptions>,
+    subscriptions: Subscriptions,
     epoch: AtomicU64,
     /// Woken when the connection is replaced.
     rebuilt: Notify,
+    /// Epochs of connections on which a request got no reply in time, for the supervisor.
+    unresponsive: mpsc::UnboundedSender<u64>,
     auth_timeout: Duration,
     failover_wait: Duration,
-    keepalive: Option<Duration>,
-    reauths: AtomicU64,
-    reauth_failures: AtomicU64,
-    rebuilds: AtomicU64,
+    counters: Counters,
+    health: HealthCache,
+    /// The supervisor, which reaches this through a `Weak` and ends when it drops.
+    supervisor: Mutex<Option<TaskOwner>>,
 }
 
-struct TaskGuard(JoinHandle<()>);
+impl Inner {
+    /// The current cluster connection and its epoch. Requests take it afresh each time (a
+    /// clone of two `Arc`s), so that no clone of the handle keeps a replaced one alive.
+    fn current(&self) -> (u64, ClusterConnection) {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// Puts `conn` in place of the current connection; returns the one it replaces.
+    fn replace(&self, conn: ClusterConnection) -> ClusterConnection {
+        let old = {
+            let mut current = self.conn.write().unwrap_or_else(PoisonError::into_inner);
+            let epoch = current.0 + 1;
+            let (_, old) = std::mem::replace(&mut *current, (epoch, conn));
+            self.epoch.store(epoch, Ordering::Release);
+            old
+        };
+        self.counters.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.rebuilt.notify_waiters();
+        old
+    }
+
+    /// Tells the supervisor when a request on the connection of `epoch` got no reply within
+    /// the response timeout.
+    fn note_failure(&self, epoch: u64, error: &RedisError) {
+        if error.is_timeout() {
+            let _ = self.unresponsive.send(epoch);
+        }
     }
 }
 
@@ -442,13 +307,12 @@ impl Drop for TaskGuard {
 #[derive(Clone)]
 pub struct AzureRedisCluster {
     inner: Arc<Inner>,
-    _task: Arc<TaskGuard>,
 }
 
 impl fmt::Debug for AzureRedisCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureRedisCluster")
-            .field("endpoint", &self.inner.template.endpoint.to_string())
+            .field("endpoint", &self.inner.connector.endpoint.to_string())
             .field("status", &self.status())
             .finish()
     }
@@ -480,416 +344,85 @@ impl AzureRedisCluster {
 
     /// A snapshot of the token and re-authentication state.
     pub fn status(&self) -> ClusterStatus {
+        let c = &self.inner.counters;
         ClusterStatus {
             token: self.inner.provider.status(),
-            reauths: self.inner.reauths.load(Ordering::Relaxed),
-            reauth_failures: self.inner.reauth_failures.load(Ordering::Relaxed),
-            rebuilds: self.inner.rebuilds.load(Ordering::Relaxed),
-            mapped_nodes: self.inner.template.mapper.mapped_nodes(),
+            reauths: c.reauths.load(Ordering::Relaxed),
+            reauth_failures: c.reauth_failures.load(Ordering::Relaxed),
+            rebuilds: c.rebuilds.load(Ordering::Relaxed),
+            unresponsive_replaced: c.unresponsive_replaced.load(Ordering::Relaxed),
+            mapped_nodes: self.inner.connector.mapper.mapped_nodes(),
         }
+    }
+
+    pub(crate) fn health_cache(&self) -> &HealthCache {
+        &self.inner.health
     }
 
     /// Sends `cmd` to the node(s) `routing` names, as
     /// [`ClusterConnection::route_command`](redis::cluster_async::ClusterConnection::route_command).
     pub async fn route_command(&mut self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
-        let (_, mut conn) = self.inner.current();
-        conn.route_command(cmd, routing).await
+        let (epoch, mut conn) = self.inner.current();
+        let result = conn.route_command(cmd, routing).await;
+        if let Err(error) = &result {
+            self.inner.note_failure(epoch, error);
+        }
+        result
     }
 
     /// Subscribes to `channel`; its messages arrive at the builder's
-    /// [`push_sender`](ClusterBuilder::push_sender) (RESP3). redis-rs restores the subscription
-    /// when a node connection is replaced, and the handle when it rebuilds the cluster
-    /// connection; messages published while no connection is subscribed are lost, as with any
-    /// Redis pub/sub client.
+    /// [`push_sender`](handle::Builder::push_sender) (RESP3). redis-rs restores the
+    /// subscription when a node connection is replaced, and the handle when it rebuilds the
+    /// cluster connection; messages published while no connection is subscribed are lost, as
+    /// with any Redis pub/sub client.
     pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        let (_, mut conn) = self.inner.current();
-        conn.subscribe(&channel).await?;
-        self.inner.subscriptions().channels.insert(channel);
-        Ok(())
+        self.pubsub(Topic::Channel, channel.into(), true).await
     }
 
     /// Unsubscribes from a channel.
     pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        self.inner.subscriptions().channels.remove(&channel);
-        let (_, mut conn) = self.inner.current();
-        conn.unsubscribe(&channel).await
+        self.pubsub(Topic::Channel, channel.into(), false).await
     }
 
     /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
     pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        let pattern = pattern.into();
-        let (_, mut conn) = self.inner.current();
-        conn.psubscribe(&pattern).await?;
-        self.inner.subscriptions().patterns.insert(pattern);
-        Ok(())
+        self.pubsub(Topic::Pattern, pattern.into(), true).await
     }
 
     /// Unsubscribes from a pattern.
     pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        let pattern = pattern.into();
-        self.inner.subscriptions().patterns.remove(&pattern);
-        let (_, mut conn) = self.inner.current();
-        conn.punsubscribe(&pattern).await
+        self.pubsub(Topic::Pattern, pattern.into(), false).await
     }
 
     /// Subscribes to a sharded channel (`SSUBSCRIBE`, on the node of the channel's slot); see
     /// [`subscribe`](Self::subscribe).
     pub async fn ssubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        let (_, mut conn) = self.inner.current();
-        conn.ssubscribe(&channel).await?;
-        self.inner.subscriptions().shard_channels.insert(channel);
-        Ok(())
+        self.pubsub(Topic::ShardChannel, channel.into(), true).await
     }
 
     /// Unsubscribes from a sharded channel.
     pub async fn sunsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        self.inner.subscriptions().shard_channels.remove(&channel);
-        let (_, mut conn) = self.inner.current();
-        conn.sunsubscribe(&channel).await
-    }
-
-    /// After a request failed with `error` on the connection of `epoch`, sends it again with
-    /// `send` if it ran on no node: once on the rebuilt connection when its node was not mapped
-    /// yet ([`Self::unreached`]), and, while redis-rs ends on a `MOVED` to a node it cannot
-    /// reach (a failover under way), after growing waits until `failover_wait` is up. Kept off
-    /// the path of requests that succeed.
-    async fn resend<T, F, Fut>(
-        &self,
-        mut epoch: u64,
-        mut error: RedisError,
-        mut send: F,
-    ) -> RedisResult<T>
-    where
-        F: FnMut(ClusterConnection) -> Fut,
-        Fut: std::future::Future<Output = RedisResult<T>>,
-    {
-        let mut started = None;
-        let mut wait = Duration::from_millis(50);
-        let mut rebuilt = false;
-        loop {
-            if !rebuilt && self.unreached(&error, epoch) {
-                rebuilt = true;
-                self.inner.rebuilt_since(epoch, error).await?;
-            } else {
-                let started = *started.get_or_insert_with(tokio::time::Instant::now);
-                // `MOVED`, not `ASK`: the node serves none of the slot, so nothing of the request
-                // (all of a pipeline's commands are in one slot) ran there. During a migration,
-                // part of a pipeline may have run before an `ASK`.
-                if error.kind() != ErrorKind::Server(ServerErrorKind::Moved)
-                    || started.elapsed() + wait > self.inner.failover_wait
-                {
-                    return Err(error);
-                }
-                tracing::debug!(error = %error, retry_in_ms = wait.as_millis() as u64, "no reachable node serves the slot yet");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(1));
-            }
-            let (current, conn) = self.inner.current();
-            epoch = current;
-            error = match send(conn).await {
-                Err(error) => error,
-                result => return result,
-            };
-        }
-    }
-
-    /// Whether a request that failed with `error` on the connection of `epoch` was sent to no
-    /// node, and a rebuilt connection may reach its node: the node's address was not mapped
-    /// yet, or the connection was replaced meanwhile (by one that maps it) and redis-rs's last
-    /// attempt ended in a redirect or without a connection to the node.
-    fn unreached(&self, error: &RedisError, epoch: u64) -> bool {
-        if is_unmapped(error) {
-            return true;
-        }
-        let replaced = self.inner.epoch.load(Ordering::Acquire) != epoch;
-        replaced
-            && (error.redirect_node().is_some()
-                || error.kind() == ErrorKind::ClusterConnectionNotFound)
-    }
-}
-
-impl Inner {
-    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The current cluster connection and its epoch. Requests take it afresh each time (a
-    /// clone of two `Arc`s), so that no clone of the handle keeps a replaced one alive.
-    fn current(&self) -> (u64, ClusterConnection) {
-        self.conn
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Puts `conn` in place of the current connection; returns the one it replaces.
-    fn replace(&self, conn: ClusterConnection) -> ClusterConnection {
-        let old = {
-            let mut current = self.conn.write().unwrap_or_else(PoisonError::into_inner);
-            let epoch = current.0 + 1;
-            let (_, old) = std::mem::replace(&mut *current, (epoch, conn));
-            self.epoch.store(epoch, Ordering::Release);
-            old
-        };
-        self.rebuilds.fetch_add(1, Ordering::Relaxed);
-        self.rebuilt.notify_waiters();
-        old
-    }
-
-    /// Waits until the connection of `epoch` has been replaced, for at most the time a rebuild
-    /// takes (discovery, then the node connections); `error` otherwise.
-    async fn rebuilt_since(&self, epoch: u64, error: RedisError) -> RedisResult<()> {
-        let rebuilt = async {
-            loop {
-                let notified = self.rebuilt.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.epoch.load(Ordering::Acquire) != epoch {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        let limit = self.template.connect_timeout * 2 + Duration::from_millis(500);
-        tokio::time::timeout(limit, rebuilt)
+        self.pubsub(Topic::ShardChannel, channel.into(), false)
             .await
-            .map_err(|_| error)
     }
 
-    /// Keeps idle node connections open. redis-rs repairs a node connection that a `PING`
-    /// finds dropped.
-    async fn ping_all(&self) {
-        let (_, mut conn) = self.current();
-        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-        let ping = conn.route_command(redis::cmd("PING"), all_nodes);
-        match tokio::time::timeout(self.auth_timeout, ping).await {
-            Ok(Ok(_)) => tracing::trace!("keepalive PING"),
-            Ok(Err(error)) => tracing::debug!(error = %error, "keepalive PING failed"),
-            Err(_) => tracing::debug!("keepalive PING unanswered yet"),
+    async fn pubsub(&self, topic: Topic, name: String, add: bool) -> RedisResult<()> {
+        let (_, mut conn) = self.inner.current();
+        let subs = &self.inner.subscriptions;
+        if add {
+            subs.add(&mut conn, topic, name).await
+        } else {
+            subs.remove(&mut conn, topic, name).await
         }
     }
-
-    /// Asks a node for `CLUSTER SLOTS` and has every announced address that needs mapping
-    /// mapped by a rebuild, before a request is redirected there: primaries and replicas added
-    /// since the connection was built.
-    async fn watch_topology(&self) {
-        let (_, mut conn) = self.current();
-        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-        let slots = conn.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), random);
-        let Ok(Ok(slots)) = tokio::time::timeout(self.auth_timeout, slots).await else {
-            return;
-        };
-        let seed = (
-            self.template.mapper.public_host.as_str(),
-            self.template.endpoint.port,
-        );
-        for (host, port) in mapping::announced_nodes(&slots, seed) {
-            if self.template.mapper.needs_mapping(&host, port) {
-                tracing::info!(node = %display_addr(&host, port), "new cluster node announced");
-                self.template.mapper.note_missing(&host, port);
-            }
-        }
-    }
-
-    /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
-    /// refuses or does not answer. Returns whether every node accepted.
-    ///
-    /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
-    /// routed to a single node by replacing that node's connection, whereas a multi-node route
-    /// hands each node's reply back as it is.
-    async fn reauth_all(&self, credentials: &Credentials) -> bool {
-        let (_, mut conn) = self.current();
-        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-        for attempt in 1..=3u32 {
-            let sent = tokio::time::timeout(
-                self.auth_timeout,
-                conn.route_command(auth_cmd(credentials), all_nodes.clone()),
-            )
-            .await;
-            let mut failed = false;
-            match sent {
-                Ok(Ok(Value::Map(replies))) => {
-                    for (node, reply) in replies {
-                        if let Value::ServerError(error) = reply {
-                            let node = match node {
-                                Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-                                other => format!("{other:?}"),
-                            };
-                            self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
-                            failed = true;
-                        } else {
-                            self.reauths.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Ok(Ok(_)) => {
-                    self.reauths.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Err(error)) => {
-                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(attempt, error = %error, "re-AUTH failed");
-                    failed = true;
-                }
-                Err(_) => {
-                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(attempt, "re-AUTH timed out");
-                    failed = true;
-                }
-            }
-            if !failed {
-                tracing::debug!(
-                    generation = credentials.generation,
-                    "nodes re-authenticated"
-                );
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50) * attempt).await;
-        }
-        false
-    }
-
-    /// Rebuilds the cluster connection with the current token and every announced address
-    /// mapped.
-    async fn rebuild(&self) -> RedisResult<()> {
-        let credentials = self.provider.current();
-        let announced = match self.template.discover(&credentials).await {
-            Ok(announced) => announced,
-            Err(error) => {
-                tracing::warn!(error = %error, "cluster discovery failed; rebuilding with the addresses known");
-                Vec::new()
-            }
-        };
-        let mut conn = self.template.open(&announced, &self.provider).await?;
-        let (channels, patterns, shard_channels) = {
-            let subs = self.subscriptions();
-            (
-                subs.channels.clone(),
-                subs.patterns.clone(),
-                subs.shard_channels.clone(),
-            )
-        };
-        let subscribed = !(channels.is_empty() && patterns.is_empty() && shard_channels.is_empty());
-        for channel in channels {
-            conn.subscribe(channel).await?;
-        }
-        for pattern in patterns {
-            conn.psubscribe(pattern).await?;
-        }
-        for channel in shard_channels {
-            conn.ssubscribe(channel).await?;
-        }
-        let mut old = self.replace(conn);
-        if subscribed {
-            // Messages the server sent on the old connection before the new one's subscriptions
-            // took effect may not have been read yet. A PING to every node is answered after
-            // them, so once it is, they have reached the push sender and the old connection
-            // can close.
-            let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-            let drained = old.route_command(redis::cmd("PING"), all_nodes);
-            if tokio::time::timeout(self.auth_timeout, drained)
-                .await
-                .is_err()
-            {
-                tracing::debug!("the replaced connection did not answer PING in time");
-            }
-        }
-        drop(old);
-        tracing::info!(
-            mapped_nodes = self.template.mapper.mapped_nodes(),
-            "cluster connection rebuilt"
-        );
-        Ok(())
-    }
-}
-
-fn auth_cmd(credentials: &Credentials) -> Cmd {
-    let mut cmd = redis::cmd("AUTH");
-    if let Some(user) = &credentials.username {
-        cmd.arg(user);
-    }
-    cmd.arg(credentials.password.expose_secret());
-    cmd
-}
-
-/// Re-AUTHs every node on each new token, and rebuilds the cluster connection when a node
-/// keeps refusing or an unmapped address shows up.
-async fn supervise(inner: Arc<Inner>) {
-    let mut tokens = inner.provider.subscribe();
-    let mut rebuild_wanted = false;
-    let mut failures = 0u32;
-    let mut keepalive = keepalive_ticks(inner.keepalive);
-    loop {
-        if rebuild_wanted {
-            match inner.rebuild().await {
-                Ok(()) => {
-                    rebuild_wanted = false;
-                    failures = 0;
-                }
-                Err(error) => {
-                    failures += 1;
-                    let wait =
-                        RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
-                    tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "cluster rebuild failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        _ = tokens.changed() => {}
-                    }
-                    continue;
-                }
-            }
-        }
-        tokio::select! {
-            changed = tokens.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let credentials = Arc::clone(&tokens.borrow_and_update());
-                if !inner.reauth_all(&credentials).await {
-                    tracing::warn!("a node keeps refusing the new token; rebuilding the cluster connection");
-                    rebuild_wanted = true;
-                }
-            }
-            () = inner.template.mapper.remap.notified() => {
-                // Let a burst of unmapped addresses (one per node) gather first. A wake-up for
-                // addresses that the last rebuild mapped already wants nothing.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                rebuild_wanted = inner.template.mapper.has_missing();
-            }
-            () = tick(&mut keepalive) => {
-                inner.ping_all().await;
-                inner.watch_topology().await;
-            }
-        }
-    }
-}
-
-/// Whether `cmd` may be sent again after it failed on an unmapped node. A command that goes to
-/// one node was executed nowhere. redis-rs splits some commands over the nodes of their keys'
-/// slots, so part of one may have been executed: of those, all but a multi-key `DEL` or
-/// `UNLINK` give the same result when sent again (`MGET`, `EXISTS`, `TOUCH`, `MSET` of the
-/// same values, and the commands sent to every node), whereas those would count fewer keys.
-fn resendable(cmd: &Cmd) -> bool {
-    let mut args = cmd.args_iter();
-    let name = match args.next() {
-        Some(redis::Arg::Simple(name)) => name,
-        _ => return true,
-    };
-    let deletes = name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK");
-    !(deletes && args.count() > 1)
 }
 
 /// Requests redirected to a node announced after the connection was built fail with an
 /// "unmapped" error before anything is sent to that node; they are sent once more on the
 /// rebuilt connection. Requests moved to a node that cannot be reached are held while a
 /// failover completes ([`ClusterBuilder::failover_wait`]). Pipelines go to one node, as
-/// redis-rs routes them.
+/// redis-rs routes them. A request without a reply within the response timeout fails with a
+/// timeout error, and the cluster connection is rebuilt.
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
@@ -897,10 +430,16 @@ impl ConnectionLike for AzureRedisCluster {
             match conn.req_packed_command(cmd).await {
                 Err(error) if resendable(cmd) => {
                     drop(conn);
-                    self.resend(epoch, error, |mut conn| async move {
-                        conn.req_packed_command(cmd).await
-                    })
-                    .await
+                    self.inner.note_failure(epoch, &error);
+                    self.inner
+                        .resend(epoch, error, |mut conn| async move {
+                            conn.req_packed_command(cmd).await
+                        })
+                        .await
+                }
+                Err(error) => {
+                    self.inner.note_failure(epoch, &error);
+                    Err(error)
                 }
                 result => result,
             }
@@ -919,10 +458,12 @@ impl ConnectionLike for AzureRedisCluster {
             match conn.req_packed_commands(pipeline, offset, count).await {
                 Err(error) => {
                     drop(conn);
-                    self.resend(epoch, error, |mut conn| async move {
-                        conn.req_packed_commands(pipeline, offset, count).await
-                    })
-                    .await
+                    self.inner.note_failure(epoch, &error);
+                    self.inner
+                        .resend(epoch, error, |mut conn| async move {
+                            conn.req_packed_commands(pipeline, offset, count).await
+                        })
+                        .await
                 }
                 result => result,
             }
@@ -938,18 +479,6 @@ impl ConnectionLike for AzureRedisCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn multi_key_deletes_are_not_sent_twice() {
-        assert!(resendable(redis::cmd("GET").arg("k")));
-        assert!(resendable(redis::cmd("DEL").arg("k")));
-        assert!(resendable(redis::cmd("MGET").arg("a").arg("b")));
-        assert!(resendable(
-            redis::cmd("MSET").arg("a").arg(1).arg("b").arg(2)
-        ));
-        assert!(!resendable(redis::cmd("DEL").arg("a").arg("b")));
-        assert!(!resendable(redis::cmd("unlink").arg("a").arg("b")));
-    }
 
     #[test]
     fn public_types_are_send_and_sync() {

@@ -1,14 +1,27 @@
 //! The authenticated connection: a `Clone` handle over one multiplexed Redis connection that
-//! re-AUTHs on every new token and reconnects with the current token when the connection drops.
+//! re-AUTHs on every new token and reconnects with the current token when the connection drops
+//! or stops answering.
 //!
-//! One supervisor task per handle (stopped when the last clone is dropped) watches the token
-//! provider and the connection: on a new token it sends `AUTH <oid> <token>` as a request of its
-//! own (the multiplexer writes each request and each pipeline whole, so it never lands inside a
-//! pipeline or a `redis::pipe().atomic()` transaction), retries a failed re-AUTH, and replaces
-//! the connection when re-AUTH keeps failing or the server closes it. Commands in flight on a
-//! dropped connection fail with an error; they are never sent again.
+//! One supervisor task per handle ([`supervisor`](self) module; it ends when the last clone is
+//! dropped) watches the token provider and the connection:
+//!
+//! - On a new token it sends `AUTH <oid> <token>` as a request of its own (the multiplexer
+//!   writes each request and each pipeline whole, so it never lands inside a pipeline or a
+//!   `redis::pipe().atomic()` transaction), retries a failed re-AUTH, and replaces the
+//!   connection when re-AUTH keeps failing.
+//! - A connection the server closed, or on which a command or a keepalive `PING` got no reply
+//!   within the response timeout (a peer that vanished), is replaced with one authenticated
+//!   with the current token, and the subscriptions are restored on it. Commands in flight on
+//!   the old one fail with an error; they are never sent again.
+//! - While the token in use has expired (an identity outage), no connection is attempted with
+//!   it: the handle waits for the next token and connects at once when it arrives.
+//!
+//! Why not redis-rs's `ConnectionManager` with its credentials hook: measured against the
+//! emulator (`anchors/redis-rs-entra/`), it reconnects with an expired token, and its
+//! per-connection re-AUTH stops for good after one refused AUTH.
 
-use std::collections::BTreeSet;
+mod supervisor;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,21 +29,18 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
-    ProtocolVersion, PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisFuture, RedisResult,
-    TlsCertificates, Value,
-};
-use secrecy::ExposeSecret;
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
-
-mod options;
-
-pub(crate) use options::{Options, keepalive_ticks, option_setters, tick};
+use redis::{Cmd, Pipeline, PushInfo, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint};
-use crate::token::{Credentials, RefreshPolicy, TokenError, TokenProvider, TokenStatus};
+use crate::handle::{self, Single, Subscriptions, Topic};
+use crate::health::HealthCache;
+use crate::task::TaskOwner;
+use crate::token::{Credentials, TokenError, TokenProvider, TokenStatus};
+
+/// Sets up an [`AzureRedis`] with what the configuration cannot say; the shared setters are on
+/// [`handle::Builder`].
+pub type Builder = handle::Builder<Single>;
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +92,9 @@ pub struct ConnectionStatus {
     pub reauth_failures: u64,
     /// Connections opened after the first one.
     pub reconnects: u64,
+    /// Connections replaced because they stopped answering (a command or a keepalive `PING`
+    /// got no reply within the response timeout).
+    pub unresponsive_replaced: u64,
 }
 
 impl ConnectionStatus {
@@ -92,53 +105,7 @@ impl ConnectionStatus {
     }
 }
 
-/// Sets up an [`AzureRedis`] with what the configuration cannot say.
-#[must_use]
-pub struct Builder {
-    endpoint: Endpoint,
-    auth: Auth,
-    options: Options,
-    push_sender: Option<mpsc::UnboundedSender<PushInfo>>,
-    wait_for_connection: Duration,
-}
-
-impl fmt::Debug for Builder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
-            .field("endpoint", &self.endpoint)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
-}
-
-option_setters!(Builder);
-
-impl Builder {
-    /// A builder for `endpoint` and `auth` with defaults: TLS verified against the system roots,
-    /// RESP3, 10 s connect and AUTH timeouts, no response timeout, a keepalive `PING` every 60 s,
-    /// [`RefreshPolicy::default`].
-    pub fn new(endpoint: Endpoint, auth: Auth) -> Builder {
-        Builder {
-            endpoint,
-            auth,
-            options: Options::default(),
-            push_sender: None,
-            wait_for_connection: Duration::from_secs(5),
-        }
-    }
-
-    /// Receives RESP3 pushes (pub/sub messages) of the connection.
-    pub fn push_sender(mut self, sender: mpsc::UnboundedSender<PushInfo>) -> Builder {
-        self.push_sender = Some(sender);
-        self
-    }
-
-    /// How long a command waits for a connection while one is being re-established (default 5 s).
-    pub fn wait_for_connection(mut self, wait: Duration) -> Builder {
-        self.wait_for_connection = wait;
-        self
-    }
-
+impl handle::Builder<Single> {
     /// Gets the first token, then connects and authenticates.
     pub async fn connect(mut self) -> Result<AzureRedis, ConnectError> {
         let provider = self
@@ -146,7 +113,7 @@ impl Builder {
             .start_provider(&self.endpoint, &self.auth)
             .await?;
         let options = self.options;
-        let template = Template {
+        let connector = Connector {
             endpoint: self.endpoint,
             root_ca_pem: options.root_ca_pem,
             connect_timeout: options.connect_timeout,
@@ -154,43 +121,44 @@ impl Builder {
             resp3: options.resp3,
         };
         let first = provider.current();
-        let (conn, pushes) = template
-            .open(&first)
-            .await
-            .map_err(|source| ConnectError::Redis {
-                endpoint: template.endpoint.to_string(),
-                source,
-            })?;
+        let (conn, pushes) =
+            connector
+                .open(&first)
+                .await
+                .map_err(|source| ConnectError::Redis {
+                    endpoint: connector.endpoint.to_string(),
+                    source,
+                })?;
         let (live, _) = watch::channel(Some(Live {
             conn,
             id: 1,
             auth_generation: first.generation,
         }));
+        let (broken, broken_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            template,
+            connector,
             provider,
             live,
-            broken: Notify::new(),
-            broken_id: AtomicU64::new(0),
-            user_push: self.push_sender,
+            broken,
+            user_push: options.push_sender,
             auth_timeout: options.auth_timeout,
-            wait_for_connection: self.wait_for_connection,
-            keepalive: options.keepalive,
-            reauths: AtomicU64::new(0),
-            reauth_failures: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            subscriptions: Mutex::new(Subscriptions::default()),
+            wait_for_connection: self.kind.wait_for_connection,
+            counters: Counters::default(),
+            subscriptions: Subscriptions::default(),
+            health: HealthCache::new(options.health_cache),
+            supervisor: Mutex::new(None),
         });
-        let task = tokio::spawn(supervise(Arc::clone(&inner), pushes));
-        Ok(AzureRedis {
-            inner,
-            _task: Arc::new(TaskGuard(task)),
-        })
+        let owner = supervisor::start(&inner, pushes, broken_rx, options.keepalive);
+        *inner
+            .supervisor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(owner);
+        Ok(AzureRedis { inner })
     }
 }
 
-/// What a new connection is built from.
-struct Template {
+/// Opens connections: what a new connection is built from.
+struct Connector {
     endpoint: Endpoint,
     root_ca_pem: Option<Vec<u8>>,
     connect_timeout: Duration,
@@ -200,54 +168,25 @@ struct Template {
 
 type Pushes = Option<mpsc::UnboundedReceiver<PushInfo>>;
 
-impl Template {
+impl Connector {
     /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT).
     async fn open(
         &self,
         credentials: &Credentials,
     ) -> RedisResult<(MultiplexedConnection, Pushes)> {
         let e = &self.endpoint;
-        let addr = if e.tls {
-            ConnectionAddr::TcpTls {
-                host: e.tls_server_name.clone().unwrap_or_else(|| e.host.clone()),
-                port: e.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(e.host.clone(), e.port)
-        };
-        let mut settings = RedisConnectionInfo::default()
-            .set_password(credentials.password.expose_secret())
-            .set_db(e.database)
-            .set_protocol(if self.resp3 {
-                ProtocolVersion::RESP3
-            } else {
-                ProtocolVersion::RESP2
-            });
-        if let Some(user) = &credentials.username {
-            settings = settings.set_username(user);
-        }
-        let info = addr.into_connection_info()?.set_redis_settings(settings);
-        let client = match &self.root_ca_pem {
-            Some(pem) if e.tls => Client::build_with_tls(
-                info,
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )?,
-            _ => Client::open(info)?,
-        };
-        let mut config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(self.response_timeout);
-        let mut pushes = None;
-        if self.resp3 {
-            let (tx, rx) = mpsc::unbounded_channel();
-            config = config.set_push_sender(tx);
-            pushes = Some(rx);
-        }
+        let host = e.tls_server_name.as_deref().unwrap_or(&e.host);
+        let info = handle::connection_info(
+            if e.tls { host } else { &e.host },
+            e.port,
+            e.tls,
+            e.database,
+            self.resp3,
+            Some(credentials),
+        )?;
+        let client = handle::client(info, self.root_ca_pem.as_deref())?;
+        let (config, pushes) =
+            handle::connection_config(self.connect_timeout, self.response_timeout, self.resp3);
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -255,35 +194,48 @@ impl Template {
     }
 }
 
+/// The connection in use, with what the supervisor knows of it.
 #[derive(Clone)]
 struct Live {
     conn: MultiplexedConnection,
+    /// Counts the handle's connections, from 1.
     id: u64,
+    /// The generation of the credentials it is authenticated with.
     auth_generation: u64,
 }
 
-struct Inner {
-    template: Template,
-    provider: TokenProvider,
-    live: watch::Sender<Option<Live>>,
-    broken: Notify,
-    broken_id: AtomicU64,
-    user_push: Option<mpsc::UnboundedSender<PushInfo>>,
-    auth_timeout: Duration,
-    wait_for_connection: Duration,
-    keepalive: Option<Duration>,
+#[derive(Default)]
+struct Counters {
     reauths: AtomicU64,
     reauth_failures: AtomicU64,
     reconnects: AtomicU64,
-    subscriptions: Mutex<Subscriptions>,
+    unresponsive_replaced: AtomicU64,
 }
 
-struct TaskGuard(JoinHandle<()>);
+struct Inner {
+    connector: Connector,
+    provider: TokenProvider,
+    /// The connection in use; `None` while one is being established.
+    live: watch::Sender<Option<Live>>,
+    /// Ids of connections a command found broken or unresponsive, for the supervisor.
+    broken: mpsc::UnboundedSender<Broken>,
+    user_push: Option<mpsc::UnboundedSender<PushInfo>>,
+    auth_timeout: Duration,
+    wait_for_connection: Duration,
+    counters: Counters,
+    /// Restored on every new connection.
+    subscriptions: Subscriptions,
+    health: HealthCache,
+    /// The supervisor, which reaches this through a `Weak` and ends when it drops.
+    supervisor: Mutex<Option<TaskOwner>>,
+}
 
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// A connection a command found unusable.
+#[derive(Clone, Copy, Debug)]
+struct Broken {
+    id: u64,
+    /// No reply within the response timeout (rather than a closed connection).
+    unresponsive: bool,
 }
 
 /// A `Clone` handle to an authenticated Redis connection that stays authenticated; use it with
@@ -305,13 +257,12 @@ impl Drop for TaskGuard {
 #[derive(Clone)]
 pub struct AzureRedis {
     inner: Arc<Inner>,
-    _task: Arc<TaskGuard>,
 }
 
 impl fmt::Debug for AzureRedis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureRedis")
-            .field("endpoint", &self.inner.template.endpoint.to_string())
+            .field("endpoint", &self.inner.connector.endpoint.to_string())
             .field("status", &self.status())
             .finish()
     }
@@ -341,57 +292,52 @@ impl AzureRedis {
 
     /// A snapshot of the connection and token state.
     pub fn status(&self) -> ConnectionStatus {
+        let c = &self.inner.counters;
         ConnectionStatus {
             connected: self.inner.live.borrow().is_some(),
             token: self.inner.provider.status(),
-            reauths: self.inner.reauths.load(Ordering::Relaxed),
-            reauth_failures: self.inner.reauth_failures.load(Ordering::Relaxed),
-            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
+            reauths: c.reauths.load(Ordering::Relaxed),
+            reauth_failures: c.reauth_failures.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            unresponsive_replaced: c.unresponsive_replaced.load(Ordering::Relaxed),
         }
     }
 
+    pub(crate) fn health_cache(&self) -> &HealthCache {
+        &self.inner.health
+    }
+
     /// Subscribes to a channel; messages arrive on the builder's
-    /// [`push_sender`](Builder::push_sender) (RESP3). The subscription is restored on every new
-    /// connection; messages published while no connection is open are lost, as with any Redis
-    /// pub/sub client.
+    /// [`push_sender`](handle::Builder::push_sender) (RESP3). The subscription is restored on
+    /// every new connection; messages published while no connection is open are lost, as with
+    /// any Redis pub/sub client.
     pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        let mut live = self.live().await?;
-        live.conn.subscribe(&channel).await?;
-        self.subscriptions().channels.insert(channel);
-        Ok(())
+        self.pubsub(Topic::Channel, channel.into(), true).await
     }
 
     /// Unsubscribes from a channel.
     pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        let channel = channel.into();
-        self.subscriptions().channels.remove(&channel);
-        let mut live = self.live().await?;
-        live.conn.unsubscribe(&channel).await
+        self.pubsub(Topic::Channel, channel.into(), false).await
     }
 
     /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
     pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        let pattern = pattern.into();
-        let mut live = self.live().await?;
-        live.conn.psubscribe(&pattern).await?;
-        self.subscriptions().patterns.insert(pattern);
-        Ok(())
+        self.pubsub(Topic::Pattern, pattern.into(), true).await
     }
 
     /// Unsubscribes from a pattern.
     pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        let pattern = pattern.into();
-        self.subscriptions().patterns.remove(&pattern);
-        let mut live = self.live().await?;
-        live.conn.punsubscribe(&pattern).await
+        self.pubsub(Topic::Pattern, pattern.into(), false).await
     }
 
-    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
-        self.inner
-            .subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    async fn pubsub(&self, topic: Topic, name: String, add: bool) -> RedisResult<()> {
+        let mut live = self.live().await?;
+        let subs = &self.inner.subscriptions;
+        if add {
+            subs.add(&mut live.conn, topic, name).await
+        } else {
+            subs.remove(&mut live.conn, topic, name).await
+        }
     }
 
     async fn live(&self) -> RedisResult<Live> {
@@ -407,9 +353,15 @@ impl AzureRedis {
         }
     }
 
-    fn check(&self, live: &Live, error: &RedisError) {
-        if error.is_connection_dropped() || error.is_unrecoverable_error() {
-            self.inner.report_broken(live.id);
+    /// Tells the supervisor when `error` shows the connection `live` unusable: closed, or
+    /// without a reply within the response timeout.
+    fn note_failure(&self, live: &Live, error: &RedisError) {
+        let unresponsive = error.is_timeout();
+        if unresponsive || error.is_connection_dropped() || error.is_unrecoverable_error() {
+            let _ = self.inner.broken.send(Broken {
+                id: live.id,
+                unresponsive,
+            });
         }
     }
 }
@@ -422,202 +374,13 @@ fn not_connected() -> RedisError {
     .into()
 }
 
-impl Inner {
-    fn report_broken(&self, id: u64) {
-        self.broken_id.fetch_max(id, Ordering::SeqCst);
-        self.broken.notify_one();
-    }
-
-    async fn reauth(&self, live: &mut Live, credentials: &Credentials) -> bool {
-        for attempt in 1..=3u32 {
-            let mut cmd = redis::cmd("AUTH");
-            if let Some(user) = &credentials.username {
-                cmd.arg(user);
-            }
-            cmd.arg(credentials.password.expose_secret());
-            let sent =
-                tokio::time::timeout(self.auth_timeout, cmd.exec_async(&mut live.conn)).await;
-            match sent {
-                Ok(Ok(())) => {
-                    self.reauths.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        connection = live.id,
-                        generation = credentials.generation,
-                        "re-authenticated"
-                    );
-                    return true;
-                }
-                Ok(Err(error)) => {
-                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(connection = live.id, attempt, error = %error, "re-AUTH failed");
-                    if error.is_connection_dropped() || error.is_unrecoverable_error() {
-                        return false;
-                    }
-                }
-                Err(_) => {
-                    self.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(connection = live.id, attempt, "re-AUTH timed out");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50) * attempt).await;
-        }
-        false
-    }
-
-    /// Keeps an idle connection open, and finds a dropped one. A `PING` that times out is no
-    /// sign of a dropped connection: it waits behind any blocking command on the connection.
-    async fn ping(&self, live: &mut Live) {
-        let ping = redis::cmd("PING");
-        match tokio::time::timeout(self.auth_timeout, ping.exec_async(&mut live.conn)).await {
-            Ok(Ok(())) => tracing::trace!(connection = live.id, "keepalive PING"),
-            Ok(Err(error)) if error.is_connection_dropped() || error.is_unrecoverable_error() => {
-                tracing::info!(connection = live.id, error = %error, "keepalive PING found the connection dropped");
-                self.live.send_replace(None);
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(connection = live.id, error = %error, "keepalive PING failed")
-            }
-            Err(_) => tracing::debug!(connection = live.id, "keepalive PING unanswered yet"),
-        }
-    }
-
-    /// Opens a new connection with the current credentials, retrying with backoff until it
-    /// succeeds.
-    async fn reconnect(&self, id: u64) -> (Live, Pushes) {
-        let mut tokens = self.provider.subscribe();
-        let mut failures = 0u32;
-        loop {
-            let credentials = Arc::clone(&tokens.borrow_and_update());
-            match self.open_resubscribed(&credentials).await {
-                Ok((conn, pushes)) => {
-                    self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        connection = id,
-                        generation = credentials.generation,
-                        "reconnected"
-                    );
-                    let live = Live {
-                        conn,
-                        id,
-                        auth_generation: credentials.generation,
-                    };
-                    return (live, pushes);
-                }
-                Err(error) => {
-                    failures += 1;
-                    let wait =
-                        RefreshPolicy::default().backoff(failures, Some(Duration::from_secs(8)));
-                    tracing::warn!(connection = id, error = %error, retry_in_ms = wait.as_millis() as u64, "reconnect failed");
-                    // A new token (after an identity outage, say) is worth trying at once.
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        _ = tokens.changed() => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Opens a connection and restores the handle's subscriptions on it.
-    async fn open_resubscribed(
-        &self,
-        credentials: &Credentials,
-    ) -> RedisResult<(MultiplexedConnection, Pushes)> {
-        let (mut conn, pushes) = self.template.open(credentials).await?;
-        let (channels, patterns) = {
-            let subs = self
-                .subscriptions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            (subs.channels.clone(), subs.patterns.clone())
-        };
-        for channel in channels {
-            conn.subscribe(channel).await?;
-        }
-        for pattern in patterns {
-            conn.psubscribe(pattern).await?;
-        }
-        Ok((conn, pushes))
-    }
-}
-
-/// The channels and patterns a handle is subscribed to, restored on every new connection.
-#[derive(Default)]
-pub(crate) struct Subscriptions {
-    pub(crate) channels: BTreeSet<String>,
-    pub(crate) patterns: BTreeSet<String>,
-    /// Sharded channels (`SSUBSCRIBE`; cluster handles only).
-    pub(crate) shard_channels: BTreeSet<String>,
-}
-
-/// Re-AUTHs on every new token, forwards pushes, keeps the connection from going idle, and
-/// replaces a dropped connection.
-async fn supervise(inner: Arc<Inner>, mut pushes: Pushes) {
-    let mut tokens = inner.provider.subscribe();
-    let mut keepalive = keepalive_ticks(inner.keepalive);
-    let mut next_id = 2;
-    loop {
-        let Some(mut live) = inner.live.borrow().clone() else {
-            let (live, new_pushes) = inner.reconnect(next_id).await;
-            next_id += 1;
-            pushes = new_pushes;
-            inner.live.send_replace(Some(live));
-            continue;
-        };
-        let disconnected = async {
-            match pushes.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            changed = tokens.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let credentials = tokens.borrow_and_update().clone();
-                if credentials.generation <= live.auth_generation {
-                    continue;
-                }
-                if inner.reauth(&mut live, &credentials).await {
-                    live.auth_generation = credentials.generation;
-                    inner.live.send_modify(|l| if let Some(l) = l.as_mut() && l.id == live.id { l.auth_generation = credentials.generation });
-                } else {
-                    // The connection is replaced by one authenticated with the current token.
-                    inner.live.send_replace(None);
-                }
-            }
-            push = disconnected => match push {
-                Some(push) if push.kind != PushKind::Disconnection => {
-                    if let Some(user) = &inner.user_push {
-                        let _ = user.send(push);
-                    }
-                }
-                _ => {
-                    tracing::info!(connection = live.id, "connection closed by the server");
-                    inner.live.send_replace(None);
-                }
-            },
-            () = inner.broken.notified() => {
-                if inner.broken_id.load(Ordering::SeqCst) >= live.id {
-                    tracing::info!(connection = live.id, "connection broken");
-                    inner.live.send_replace(None);
-                }
-            }
-            () = tick(&mut keepalive) => {
-                inner.ping(&mut live).await;
-            }
-        }
-    }
-}
-
 impl ConnectionLike for AzureRedis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
             let mut live = self.live().await?;
             let result = live.conn.req_packed_command(cmd).await;
             if let Err(error) = &result {
-                self.check(&live, error);
+                self.note_failure(&live, error);
             }
             result
         }
@@ -634,7 +397,7 @@ impl ConnectionLike for AzureRedis {
             let mut live = self.live().await?;
             let result = live.conn.req_packed_commands(pipeline, offset, count).await;
             if let Err(error) = &result {
-                self.check(&live, error);
+                self.note_failure(&live, error);
             }
             result
         }
@@ -642,6 +405,6 @@ impl ConnectionLike for AzureRedis {
     }
 
     fn get_db(&self) -> i64 {
-        self.inner.template.endpoint.database
+        self.inner.connector.endpoint.database
     }
 }

@@ -43,9 +43,9 @@ use ::actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use ::actix_web::web::{Data, ThinData};
 use ::actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, error};
 
-use super::HealthReport;
 use crate::cluster::AzureRedisCluster;
 use crate::conn::AzureRedis;
+use crate::health::HealthReport;
 
 /// The handle of type `T` registered as `ThinData(handle)`, `Data::new(handle)` or bare; a 500
 /// (and an error log saying how to register it) without.

@@ -55,9 +55,9 @@ use ::axum::http::request::Parts;
 use ::axum::http::{HeaderValue, StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 
-use super::HealthReport;
 use crate::cluster::AzureRedisCluster;
 use crate::conn::AzureRedis;
+use crate::health::HealthReport;
 
 impl<S> FromRequestParts<S> for AzureRedis
 where

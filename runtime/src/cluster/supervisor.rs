@@ -1,0 +1,333 @@
+//! The cluster handle's supervisor: re-AUTH of every node on each new token, keepalive and
+//! topology watch, and a rebuilt cluster connection when a node keeps refusing the token, an
+//! unmapped address shows up, or the connection stops answering.
+//!
+//! Like the single-node supervisor it holds only a `Weak` to the handle's state while it waits
+//! ([`crate::task`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{RedisError, RedisResult, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::Inner;
+use super::mapping::{self, Mapper, display_addr};
+use crate::handle::{self, Attempt, RECONNECT_BACKOFF};
+use crate::task::{TaskOwner, spawn_owned};
+use crate::token::Credentials;
+
+/// How long a burst of unmapped addresses (one per node) may gather before one rebuild maps
+/// them all.
+const REMAP_GATHER: Duration = Duration::from_millis(100);
+
+/// Starts the supervisor of `inner`.
+pub(super) fn start(
+    inner: &Arc<Inner>,
+    unresponsive: mpsc::UnboundedReceiver<u64>,
+    keepalive: Option<Duration>,
+) -> TaskOwner {
+    let supervisor = Supervisor {
+        inner: Arc::downgrade(inner),
+        mapper: Arc::clone(&inner.connector.mapper),
+        tokens: inner.provider.subscribe(),
+        unresponsive,
+        keepalive: handle::keepalive_ticks(keepalive),
+    };
+    spawn_owned(supervisor.run())
+}
+
+struct Supervisor {
+    inner: Weak<Inner>,
+    mapper: Arc<Mapper>,
+    tokens: watch::Receiver<Arc<Credentials>>,
+    /// Epochs of connections on which a request got no reply in time.
+    unresponsive: mpsc::UnboundedReceiver<u64>,
+    keepalive: Option<tokio::time::Interval>,
+}
+
+enum Event {
+    Token,
+    Remap,
+    Unresponsive(u64),
+    Tick,
+    Gone,
+}
+
+impl Supervisor {
+    async fn run(mut self) {
+        let mut rebuild_wanted = false;
+        let mut failures = 0u32;
+        loop {
+            if rebuild_wanted {
+                match self.rebuild().await {
+                    Some(Ok(())) => {
+                        rebuild_wanted = false;
+                        failures = 0;
+                    }
+                    Some(Err(error)) => {
+                        failures += 1;
+                        let wait = RECONNECT_BACKOFF.delay(failures);
+                        tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "cluster rebuild failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            changed = self.tokens.changed() => if changed.is_err() { return },
+                        }
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let event = self.next_event().await;
+            let Some(inner) = self.inner.upgrade() else {
+                return;
+            };
+            match event {
+                Event::Gone => return,
+                Event::Token => {
+                    let credentials = Arc::clone(&self.tokens.borrow_and_update());
+                    if !inner.reauth_all(&credentials).await {
+                        tracing::warn!(
+                            "a node keeps refusing the new token; rebuilding the cluster connection"
+                        );
+                        rebuild_wanted = true;
+                    }
+                }
+                Event::Remap => {
+                    drop(inner);
+                    tokio::time::sleep(REMAP_GATHER).await;
+                    // A wake-up for addresses the last rebuild mapped already wants nothing.
+                    rebuild_wanted = self.mapper.has_missing();
+                }
+                Event::Unresponsive(epoch) => {
+                    if epoch == inner.epoch.load(Ordering::Acquire) {
+                        inner.note_unresponsive("a request got no reply in time");
+                        rebuild_wanted = true;
+                    }
+                }
+                Event::Tick => {
+                    if inner.ping_all().await {
+                        inner.watch_topology().await;
+                    } else {
+                        inner.note_unresponsive("the keepalive PING got no reply in time");
+                        rebuild_wanted = true;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Event {
+        tokio::select! {
+            changed = self.tokens.changed() => match changed {
+                Ok(()) => Event::Token,
+                Err(_) => Event::Gone,
+            },
+            () = self.mapper.remap.notified() => Event::Remap,
+            epoch = self.unresponsive.recv() => match epoch {
+                Some(epoch) => Event::Unresponsive(epoch),
+                None => Event::Gone,
+            },
+            () = handle::next_tick(&mut self.keepalive) => Event::Tick,
+        }
+    }
+
+    /// Rebuilds the cluster connection with the current token, first waiting for a new token
+    /// while the current one has expired. `None` once the handle is gone.
+    async fn rebuild(&mut self) -> Option<RedisResult<()>> {
+        let mut waiting_logged = false;
+        loop {
+            let credentials = Arc::clone(&self.tokens.borrow_and_update());
+            if !handle::expired(&credentials) {
+                break;
+            }
+            if !waiting_logged {
+                tracing::warn!(
+                    generation = credentials.generation,
+                    "the token has expired; rebuilding the cluster connection when the next one arrives"
+                );
+                waiting_logged = true;
+            }
+            self.tokens.changed().await.ok()?;
+        }
+        let inner = self.inner.upgrade()?;
+        Some(inner.rebuild().await)
+    }
+}
+
+impl Inner {
+    /// Counts and logs a connection replaced because it stopped answering.
+    fn note_unresponsive(&self, why: &str) {
+        self.counters
+            .unresponsive_replaced
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            why,
+            "the cluster connection stopped answering; rebuilding it"
+        );
+    }
+
+    /// Keeps idle node connections open (redis-rs repairs a node connection that a `PING`
+    /// finds dropped). Returns `false` when the `PING` got no reply within the response timeout
+    /// from some node: a node whose peer vanished, which redis-rs would keep using.
+    async fn ping_all(&self) -> bool {
+        let (_, mut conn) = self.current();
+        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+        let ping = conn.route_command(redis::cmd("PING"), all_nodes);
+        let limit = self.connector.response_timeout.unwrap_or(self.auth_timeout);
+        match tokio::time::timeout(limit, ping).await {
+            Ok(Ok(_)) => {
+                tracing::trace!("keepalive PING");
+                true
+            }
+            Ok(Err(error)) if error.is_timeout() && self.connector.response_timeout.is_some() => {
+                false
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, "keepalive PING failed");
+                true
+            }
+            Err(_) if self.connector.response_timeout.is_some() => false,
+            Err(_) => {
+                tracing::debug!("keepalive PING unanswered yet");
+                true
+            }
+        }
+    }
+
+    /// Asks a node for `CLUSTER SLOTS` and has every announced address that needs mapping
+    /// mapped by a rebuild, before a request is redirected there: primaries and replicas added
+    /// since the connection was built.
+    async fn watch_topology(&self) {
+        let (_, mut conn) = self.current();
+        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let slots = conn.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), random);
+        let Ok(Ok(slots)) = tokio::time::timeout(self.auth_timeout, slots).await else {
+            return;
+        };
+        let mapper = &self.connector.mapper;
+        let seed = (mapper.public_host.as_str(), self.connector.endpoint.port);
+        for (host, port) in mapping::announced_nodes(&slots, seed) {
+            if mapper.needs_mapping(&host, port) {
+                tracing::info!(node = %display_addr(&host, port), "new cluster node announced");
+                mapper.note_missing(&host, port);
+            }
+        }
+    }
+
+    /// Re-AUTHs every node connection with `credentials`, retrying the round while a node
+    /// refuses or does not answer. Returns whether every node accepted.
+    ///
+    /// Retries go to all nodes again (AUTH is idempotent): redis-rs answers a refused AUTH
+    /// routed to a single node by replacing that node's connection, whereas a multi-node route
+    /// hands each node's reply back as it is.
+    async fn reauth_all(&self, credentials: &Credentials) -> bool {
+        let (_, conn) = self.current();
+        let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+        let accepted = handle::retry_auth(|attempt| {
+            let mut conn = conn.clone();
+            let all_nodes = all_nodes.clone();
+            async move {
+                let sent = tokio::time::timeout(
+                    self.auth_timeout,
+                    conn.route_command(handle::auth_cmd(credentials), all_nodes),
+                )
+                .await;
+                self.count_reauth(attempt, sent)
+            }
+        })
+        .await;
+        if accepted {
+            tracing::debug!(
+                generation = credentials.generation,
+                "nodes re-authenticated"
+            );
+        }
+        accepted
+    }
+
+    /// Counts the replies of one re-AUTH round, node by node.
+    fn count_reauth(
+        &self,
+        attempt: u32,
+        sent: Result<RedisResult<Value>, tokio::time::error::Elapsed>,
+    ) -> Attempt {
+        let c = &self.counters;
+        match sent {
+            Ok(Ok(Value::Map(replies))) => {
+                let mut failed = false;
+                for (node, reply) in replies {
+                    if let Value::ServerError(error) = reply {
+                        let node = match node {
+                            Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                            other => format!("{other:?}"),
+                        };
+                        c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
+                        failed = true;
+                    } else {
+                        c.reauths.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if failed {
+                    Attempt::Failed
+                } else {
+                    Attempt::Accepted
+                }
+            }
+            Ok(Ok(_)) => {
+                c.reauths.fetch_add(1, Ordering::Relaxed);
+                Attempt::Accepted
+            }
+            Ok(Err(error)) => {
+                c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(attempt, error = %error, "re-AUTH failed");
+                Attempt::Failed
+            }
+            Err(_) => {
+                c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(attempt, "re-AUTH timed out");
+                Attempt::Failed
+            }
+        }
+    }
+
+    /// Rebuilds the cluster connection with the current token and every announced address
+    /// mapped, and restores the subscriptions on it.
+    async fn rebuild(&self) -> RedisResult<()> {
+        let credentials = self.provider.current();
+        let announced = match self.connector.discover(&credentials).await {
+            Ok(announced) => announced,
+            Err(error) => {
+                tracing::warn!(error = %error, "cluster discovery failed; rebuilding with the addresses known");
+                Vec::new()
+            }
+        };
+        let mut conn = self.connector.open(&announced, &self.provider).await?;
+        let subscribed = !self.subscriptions.is_empty();
+        self.subscriptions.restore(&mut conn).await?;
+        let mut old = self.replace(conn);
+        if subscribed {
+            // Messages the server sent on the old connection before the new one's subscriptions
+            // took effect may not have been read yet. A PING to every node is answered after
+            // them, so once it is, they have reached the push sender and the old connection
+            // can close.
+            let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+            let drained = old.route_command(redis::cmd("PING"), all_nodes);
+            if tokio::time::timeout(self.auth_timeout, drained)
+                .await
+                .is_err()
+            {
+                tracing::debug!("the replaced connection did not answer PING in time");
+            }
+        }
+        drop(old);
+        tracing::info!(
+            mapped_nodes = self.connector.mapper.mapped_nodes(),
+            "cluster connection rebuilt"
+        );
+        Ok(())
+    }
+}

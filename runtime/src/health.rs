@@ -1,0 +1,553 @@
+//! Health of a handle, for a health endpoint: a [`HealthReport`] from what the handle knows and
+//! one `PING`, shared by concurrent callers and reused for a short time, so that a health
+//! endpoint costs Redis at most one `PING` per [`health_cache`](crate::handle::Builder::health_cache)
+//! period (1 s by default) whatever its request rate. Always compiled; the `web` module's
+//! axum and actix-web handlers serve it.
+//!
+//! ```json
+//! {
+//!   "status": "ok",
+//!   "healthy": true,
+//!   "reasons": [],
+//!   "connected": true,
+//!   "ping_ms": 0.41,
+//!   "token": {
+//!     "expires_at": "2026-11-30T12:00:00.000Z",
+//!     "expires_in_secs": 2712.5,
+//!     "expired": false,
+//!     "last_refresh": "2026-11-30T11:00:00.000Z",
+//!     "consecutive_failures": 0,
+//!     "last_error": null,
+//!     "requests": 2
+//!   },
+//!   "reauths": 1,
+//!   "reauth_failures": 0,
+//!   "reconnects": 0
+//! }
+//! ```
+//!
+//! `status` is `"ok"`, `"degraded"` (still served with 200: the token is valid but refreshing
+//! it fails; `reasons` says so) or `"unavailable"` (503: not connected, `PING` failed, or the
+//! token expired). The report holds no secret: no token, key or user name, and `last_error` is
+//! built from the identity endpoint's status and error codes, never its response body. For a
+//! cluster handle the `PING` goes to every primary and fails unless each one answers, and
+//! `reconnects` counts rebuilds of the cluster connection.
+//!
+//! For a framework without a module here:
+//!
+//! ```no_run
+//! # async fn demo(redis: azure_redis_connect::AzureRedis) {
+//! use azure_redis_connect::health::HealthReport;
+//!
+//! let report = HealthReport::check(&redis).await;
+//! let (status, body) = (report.http_status(), report.to_json());
+//! # let _ = (status, body); }
+//! ```
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::cluster::{AzureRedisCluster, ClusterStatus};
+use crate::conn::{AzureRedis, ConnectionStatus};
+use crate::token::TokenStatus;
+
+/// A handle whose health can be checked: [`AzureRedis`] or [`AzureRedisCluster`].
+pub trait HealthCheck: redis::aio::ConnectionLike + Clone + Send + Sync + sealed::Sealed {
+    /// The report of what the handle knows, without asking the server.
+    fn report(&self) -> HealthReport;
+
+    #[doc(hidden)]
+    fn health_cache(&self) -> &HealthCache;
+}
+
+impl HealthCheck for AzureRedis {
+    fn report(&self) -> HealthReport {
+        HealthReport::from_status(&self.status())
+    }
+
+    fn health_cache(&self) -> &HealthCache {
+        AzureRedis::health_cache(self)
+    }
+}
+
+impl HealthCheck for AzureRedisCluster {
+    fn report(&self) -> HealthReport {
+        HealthReport::from_cluster_status(&self.status())
+    }
+
+    fn health_cache(&self) -> &HealthCache {
+        AzureRedisCluster::health_cache(self)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::conn::AzureRedis {}
+    impl Sealed for crate::cluster::AzureRedisCluster {}
+}
+
+/// The last health check of a handle, shared by concurrent callers and reused for `max_age`.
+#[doc(hidden)]
+pub struct HealthCache {
+    max_age: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Duration, HealthReport)>>,
+}
+
+impl HealthCache {
+    pub(crate) fn new(max_age: Duration) -> HealthCache {
+        HealthCache {
+            max_age,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last report if it was made with a `PING` timeout of `timeout` after the caller
+    /// arrived (a check it waited for) or within `max_age`; otherwise a new one from `check`.
+    async fn get_or_check<F>(&self, timeout: Duration, check: impl FnOnce() -> F) -> HealthReport
+    where
+        F: std::future::Future<Output = HealthReport>,
+    {
+        let arrived = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((at, with, report)) = last.as_ref()
+            && *with == timeout
+            && (*at >= arrived || at.elapsed() <= self.max_age)
+        {
+            return report.clone();
+        }
+        let report = check().await;
+        *last = Some((Instant::now(), timeout, report.clone()));
+        report
+    }
+}
+
+/// How long the health check waits for `PING` (and for a connection being re-established)
+/// before it reports the server unreachable.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The overall state in a [`HealthReport`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Connected, answering, token valid and refreshing normally.
+    Ok,
+    /// Serving, but token refreshes fail: the token is still valid and the refresh is retried.
+    Degraded,
+    /// Not serving: not connected, not answering, or the token expired.
+    Unavailable,
+}
+
+/// The token part of a [`HealthReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TokenHealth {
+    /// When the token in use expires (RFC 3339, UTC); `null` for a key that does not expire.
+    pub expires_at: Option<String>,
+    /// Seconds until expiry (negative once expired); `null` for a key.
+    pub expires_in_secs: Option<f64>,
+    /// Whether the token in use has expired.
+    pub expired: bool,
+    /// When the last refresh succeeded (RFC 3339, UTC).
+    pub last_refresh: Option<String>,
+    /// Refresh failures in a row (0 after a success).
+    pub consecutive_failures: u32,
+    /// The last refresh failure, without secrets; `null` after a success.
+    pub last_error: Option<String>,
+    /// Token requests made so far.
+    pub requests: u64,
+}
+
+/// The health of an [`AzureRedis`] handle, as the health handlers serve it (serialized with
+/// serde).
+///
+/// ```
+/// use azure_redis_connect::health::{HealthReport, HealthState};
+/// # fn status() -> azure_redis_connect::conn::ConnectionStatus { unimplemented!() }
+///
+/// # fn demo() {
+/// let report = HealthReport::from_status(&status());
+/// if report.status == HealthState::Unavailable {
+///     eprintln!("cache unavailable: {}", report.reasons.join(", "));
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// `ok`, `degraded` or `unavailable`.
+    pub status: HealthState,
+    /// Whether the handle serves commands (`ok` or `degraded`): the HTTP status is 200 if so,
+    /// 503 otherwise.
+    pub healthy: bool,
+    /// Why the status is not `ok`, one short phrase each.
+    pub reasons: Vec<String>,
+    /// Whether a connection is open. A cluster handle always has its cluster connection
+    /// (redis-rs repairs the node connections), so this is `true` for it; whether every primary
+    /// answers shows in `ping_ms` and `reasons`.
+    pub connected: bool,
+    /// Round trip of `PING` in milliseconds; `null` when it failed or was not sent.
+    pub ping_ms: Option<f64>,
+    /// The token provider's state.
+    pub token: TokenHealth,
+    /// Successful re-AUTHs on live connections.
+    pub reauths: u64,
+    /// Failed re-AUTH attempts.
+    pub reauth_failures: u64,
+    /// Connections opened after the first one (for a cluster handle: rebuilds of the cluster
+    /// connection).
+    pub reconnects: u64,
+}
+
+impl HealthReport {
+    /// The report for a status snapshot, without asking the server anything.
+    pub fn from_status(status: &ConnectionStatus) -> HealthReport {
+        HealthReport::at(status, SystemTime::now())
+    }
+
+    /// The report for a cluster handle's status snapshot, without asking the server.
+    pub fn from_cluster_status(status: &ClusterStatus) -> HealthReport {
+        let counts = Counts {
+            connected: true,
+            reauths: status.reauths,
+            reauth_failures: status.reauth_failures,
+            reconnects: status.rebuilds,
+        };
+        HealthReport::build(&counts, &status.token, SystemTime::now())
+    }
+
+    fn at(status: &ConnectionStatus, now: SystemTime) -> HealthReport {
+        let counts = Counts {
+            connected: status.connected,
+            reauths: status.reauths,
+            reauth_failures: status.reauth_failures,
+            reconnects: status.reconnects,
+        };
+        HealthReport::build(&counts, &status.token, now)
+    }
+
+    fn build(status: &Counts, token: &TokenStatus, now: SystemTime) -> HealthReport {
+        let expired = token.expires_at.is_some_and(|at| at <= now);
+        let mut report = HealthReport {
+            status: HealthState::Ok,
+            healthy: true,
+            reasons: Vec::new(),
+            connected: status.connected,
+            ping_ms: None,
+            token: TokenHealth {
+                expires_at: token.expires_at.map(rfc3339),
+                expires_in_secs: token.expires_at.map(|at| signed_secs(at, now)),
+                expired,
+                last_refresh: token.last_refresh.map(rfc3339),
+                consecutive_failures: token.consecutive_failures,
+                last_error: token.last_error.clone(),
+                requests: token.requests,
+            },
+            reauths: status.reauths,
+            reauth_failures: status.reauth_failures,
+            reconnects: status.reconnects,
+        };
+        if !status.connected {
+            report.unavailable("not connected to Redis");
+        }
+        if expired {
+            report.unavailable("the access token has expired");
+        }
+        if token.consecutive_failures > 0 {
+            report.reasons.push(format!(
+                "token refresh failing ({} in a row)",
+                token.consecutive_failures
+            ));
+            if report.status == HealthState::Ok {
+                report.status = HealthState::Degraded;
+            }
+        }
+        report
+    }
+
+    fn unavailable(&mut self, reason: impl Into<String>) {
+        self.status = HealthState::Unavailable;
+        self.healthy = false;
+        self.reasons.push(reason.into());
+    }
+
+    /// Takes a status snapshot and sends `PING` through the handle, waiting at most
+    /// [`DEFAULT_PING_TIMEOUT`]. Concurrent calls share one `PING`, and a result is reused for
+    /// the handle's [`health_cache`](crate::handle::Builder::health_cache) period (1 s by
+    /// default).
+    pub async fn check(redis: &impl HealthCheck) -> HealthReport {
+        HealthReport::check_with_timeout(redis, DEFAULT_PING_TIMEOUT).await
+    }
+
+    /// Like [`HealthReport::check`], with another `PING` timeout.
+    pub async fn check_with_timeout(redis: &impl HealthCheck, timeout: Duration) -> HealthReport {
+        redis
+            .health_cache()
+            .get_or_check(timeout, || HealthReport::ping(redis, timeout))
+            .await
+    }
+
+    /// A new report with a `PING` of its own.
+    async fn ping(redis: &impl HealthCheck, timeout: Duration) -> HealthReport {
+        let mut conn = redis.clone();
+        let started = Instant::now();
+        let ping = tokio::time::timeout(
+            timeout,
+            redis::cmd("PING").query_async::<redis::Value>(&mut conn),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        let mut report = redis.report();
+        match ping {
+            Ok(Ok(_)) => report.ping_ms = Some(round3(elapsed.as_secs_f64() * 1000.0)),
+            Ok(Err(error)) => report.unavailable(format!("PING failed: {}", describe(&error))),
+            Err(_) => report.unavailable(format!("PING timed out after {timeout:?}")),
+        }
+        report
+    }
+
+    /// The HTTP status code to serve: 200 when healthy, 503 otherwise.
+    pub fn http_status(&self) -> u16 {
+        if self.healthy { 200 } else { 503 }
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings, numbers and options cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// What a report takes from a status besides the token.
+struct Counts {
+    connected: bool,
+    reauths: u64,
+    reauth_failures: u64,
+    reconnects: u64,
+}
+
+/// A redis error in a few words, never its detail text (which could quote what was sent).
+fn describe(error: &redis::RedisError) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connection_dropped() {
+        "connection dropped".into()
+    } else if error.is_connection_refusal() {
+        "connection refused".into()
+    } else if let Some(code) = error.code() {
+        format!("server replied {code}")
+    } else if error.is_io_error() {
+        "I/O error".into()
+    } else {
+        let category = error.category();
+        if category.is_empty() {
+            "error".into()
+        } else {
+            category.into()
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `at - now` in seconds, negative when `at` is past, to the millisecond.
+fn signed_secs(at: SystemTime, now: SystemTime) -> f64 {
+    match at.duration_since(now) {
+        Ok(ahead) => round3(ahead.as_secs_f64()),
+        Err(behind) => -round3(behind.duration().as_secs_f64()),
+    }
+}
+
+/// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-30T12:00:00.000Z`.
+fn rfc3339(time: SystemTime) -> String {
+    let (secs, millis) = match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
+        Err(e) => {
+            // Before 1970: floor to the second below.
+            let d = e.duration();
+            let mut secs = -(d.as_secs() as i64);
+            let mut millis = 0;
+            if d.subsec_nanos() > 0 {
+                secs -= 1;
+                millis = 1000 - d.subsec_millis().min(999);
+            }
+            (secs, millis)
+        }
+    };
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::TokenStatus;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn status(connected: bool, expires_at: Option<SystemTime>, failures: u32) -> ConnectionStatus {
+        ConnectionStatus {
+            connected,
+            token: TokenStatus {
+                expires_at,
+                last_refresh: Some(at(1_700_000_000)),
+                consecutive_failures: failures,
+                last_error: (failures > 0).then(|| "managed identity could not get a token".into()),
+                requests: 3,
+            },
+            reauths: 2,
+            reauth_failures: 1,
+            reconnects: 0,
+            unresponsive_replaced: 0,
+        }
+    }
+
+    #[test]
+    fn formats_rfc3339_in_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(at(1_700_000_000)), "2023-11-14T22:13:20.000Z");
+        assert_eq!(
+            rfc3339(at(951_782_400) + Duration::from_millis(7)),
+            "2000-02-29T00:00:00.007Z"
+        );
+        assert_eq!(rfc3339(at(4_102_444_799)), "2099-12-31T23:59:59.000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_millis(1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn healthy_while_connected_with_a_valid_token() {
+        let now = at(1_700_000_100);
+        let report = HealthReport::at(&status(true, Some(at(1_700_003_600)), 0), now);
+        assert_eq!(report.status, HealthState::Ok);
+        assert!(report.healthy);
+        assert_eq!(report.http_status(), 200);
+        assert!(report.reasons.is_empty());
+        assert_eq!(report.token.expires_in_secs, Some(3500.0));
+        assert_eq!(
+            report.token.expires_at.as_deref(),
+            Some("2023-11-14T23:13:20.000Z")
+        );
+        assert!(!report.token.expired);
+    }
+
+    #[test]
+    fn degraded_while_refreshes_fail_but_the_token_is_valid() {
+        let now = at(1_700_000_100);
+        let report = HealthReport::at(&status(true, Some(at(1_700_000_200)), 2), now);
+        assert_eq!(report.status, HealthState::Degraded);
+        assert_eq!(report.http_status(), 200);
+        assert_eq!(report.reasons, ["token refresh failing (2 in a row)"]);
+    }
+
+    #[test]
+    fn unavailable_when_expired_or_disconnected() {
+        let now = at(1_700_000_100);
+        let expired = HealthReport::at(&status(true, Some(at(1_700_000_099)), 4), now);
+        assert_eq!(expired.status, HealthState::Unavailable);
+        assert_eq!(expired.http_status(), 503);
+        assert!(expired.token.expired);
+        assert_eq!(expired.token.expires_in_secs, Some(-1.0));
+        assert_eq!(expired.reasons.len(), 2, "{:?}", expired.reasons);
+
+        let down = HealthReport::at(&status(false, Some(at(1_700_003_600)), 0), now);
+        assert_eq!(down.status, HealthState::Unavailable);
+        assert_eq!(down.reasons, ["not connected to Redis"]);
+    }
+
+    #[test]
+    fn a_cluster_status_reports_rebuilds_as_reconnects() {
+        let healthy = ClusterStatus {
+            token: status(true, Some(SystemTime::now() + Duration::from_secs(600)), 0).token,
+            reauths: 9,
+            reauth_failures: 1,
+            rebuilds: 2,
+            unresponsive_replaced: 0,
+            mapped_nodes: 3,
+        };
+        let report = HealthReport::from_cluster_status(&healthy);
+        assert!(report.healthy);
+        assert!(report.connected);
+        assert_eq!(
+            (report.reauths, report.reauth_failures, report.reconnects),
+            (9, 1, 2)
+        );
+        let expired = ClusterStatus {
+            token: status(true, Some(SystemTime::now() - Duration::from_secs(1)), 3).token,
+            ..healthy
+        };
+        let report = HealthReport::from_cluster_status(&expired);
+        assert_eq!(report.status, HealthState::Unavailable);
+        assert!(report.token.expired);
+    }
+
+    #[test]
+    fn a_key_without_expiry_is_never_expired() {
+        let report = HealthReport::at(&status(true, None, 0), at(1_700_000_100));
+        assert!(report.healthy);
+        assert_eq!(report.token.expires_at, None);
+        assert_eq!(report.token.expires_in_secs, None);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let report = HealthReport::at(&status(true, Some(at(1_700_003_600)), 1), at(1_700_000_100));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["status"], "degraded");
+        assert_eq!(json["healthy"], true);
+        assert_eq!(json["connected"], true);
+        assert_eq!(json["ping_ms"], serde_json::Value::Null);
+        assert_eq!(json["token"]["expires_at"], "2023-11-14T23:13:20.000Z");
+        assert_eq!(json["token"]["last_refresh"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(json["token"]["consecutive_failures"], 1);
+        assert_eq!(
+            json["token"]["last_error"],
+            "managed identity could not get a token"
+        );
+        assert_eq!(json["token"]["requests"], 3);
+        assert_eq!(json["reauths"], 2);
+        assert_eq!(json["reauth_failures"], 1);
+        assert_eq!(json["reconnects"], 0);
+    }
+
+    #[test]
+    fn redis_errors_are_described_without_detail() {
+        let error = redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "auth",
+            "secret-detail".to_string(),
+        ));
+        let text = describe(&error);
+        assert!(!text.contains("secret-detail"), "{text}");
+        let io: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into();
+        assert_eq!(describe(&io), "connection dropped");
+    }
+}
