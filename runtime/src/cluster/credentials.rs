@@ -10,13 +10,19 @@
 //! which a connection set up with the previous token may not yet be among the nodes the
 //! handle's AUTH round reaches. After that the stream stays silent; it never ends (an ended
 //! stream only makes redis-rs log a warning).
+//!
+//! While the current token has expired (an identity outage), the first item waits up to
+//! `grace` for the next token and is otherwise an error, so that redis-rs fails that node
+//! connection before sending an AUTH the server would refuse. (redis-rs 1.8,
+//! `aio/multiplexed_connection.rs`: the connection takes the first item of a fresh stream, then
+//! subscribes again for its re-AUTH task.)
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt as _, stream};
-use redis::{BasicAuth, RedisResult, StreamingCredentialsProvider};
+use redis::{BasicAuth, ErrorKind, RedisError, RedisResult, StreamingCredentialsProvider};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -42,17 +48,33 @@ pub(crate) fn basic_auth(credentials: &Credentials) -> BasicAuth {
 impl StreamingCredentialsProvider for NodeCredentials {
     fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
         let mut rx = self.provider.subscribe();
-        let first = Arc::clone(&rx.borrow_and_update());
+        rx.borrow_and_update();
         let grace = self.grace;
+        let head = stream::once(valid_within(rx.clone(), grace));
         let late_change = async move {
             match tokio::time::timeout(grace, changed(&mut rx)).await {
                 Ok(Some(credentials)) => Some(Ok(basic_auth(&credentials))),
                 _ => None,
             }
         };
-        let head = stream::once(async move { Ok(basic_auth(&first)) });
         let late = stream::once(late_change).filter_map(|item| async move { item });
         Box::pin(head.chain(late).chain(stream::pending()))
+    }
+}
+
+/// The current credentials, or, while they have expired, the next ones if they come within
+/// `grace`; an error otherwise.
+async fn valid_within(
+    mut rx: watch::Receiver<Arc<Credentials>>,
+    grace: Duration,
+) -> RedisResult<BasicAuth> {
+    let valid = rx.wait_for(|credentials| !crate::handle::expired(credentials));
+    match tokio::time::timeout(grace, valid).await {
+        Ok(Ok(credentials)) => Ok(basic_auth(&credentials)),
+        _ => Err(RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "the token has expired; waiting for the next one before connecting",
+        ))),
     }
 }
 
