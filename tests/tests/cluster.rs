@@ -973,3 +973,95 @@ async fn after_a_primary_dies_the_handle_serves_its_slots_from_the_promoted_repl
     .await
     .expect("within the test timeout");
 }
+
+/// Node 1's existing connections go half-open (the peer vanished: nothing answered, no FIN)
+/// while new connections are served: with the default response timeout the requests in flight
+/// fail with a timeout error, none waits longer than that, and the handle rebuilds its
+/// connection, so that requests to node 1 succeed again within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_node_costs_one_response_timeout_with_default_settings() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(300)).await;
+        let redis = builder(&cluster)
+            .refresh_policy(RefreshPolicy::default())
+            .connect()
+            .await
+            .expect("connects");
+        let mut key = None;
+        for i in 0.. {
+            let candidate = format!("vanish:{i}");
+            if cluster.owner_of(slot(&candidate)).await.expect("owner") == 1 {
+                key = Some(candidate);
+                break;
+            }
+        }
+        let key = key.expect("a key on node 1");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(16);
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut redis = redis.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    while tokio::time::Instant::now() < deadline {
+                        let started = tokio::time::Instant::now();
+                        let result: redis::RedisResult<i64> = redis.incr(&key, 1).await;
+                        outcomes.push((started, tokio::time::Instant::now(), result.err()));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cluster.node_faults(1).expect("node 1").half_open_existing();
+        let vanished = tokio::time::Instant::now();
+        let mut outcomes = Vec::new();
+        for worker in workers {
+            outcomes.extend(worker.await.expect("worker"));
+        }
+        outcomes.sort_by_key(|o| o.0);
+
+        let timeout = azure_redis_connect::handle::DEFAULT_RESPONSE_TIMEOUT;
+        let longest = outcomes.iter().map(|(s, e, _)| *e - *s).max().unwrap();
+        assert!(
+            longest < timeout + Duration::from_millis(500),
+            "a request waited {longest:?}"
+        );
+        let failed: Vec<_> = outcomes.iter().filter_map(|(_, _, e)| e.as_ref()).collect();
+        assert!(
+            !failed.is_empty(),
+            "no request was caught by the vanished node"
+        );
+        assert!(failed.iter().all(|e| e.is_timeout()), "{failed:?}");
+        let recovered = outcomes
+            .iter()
+            .find(|(s, _, e)| *s > vanished && e.is_none())
+            .expect("requests to node 1 succeed again");
+        let recovery = recovered.1 - vanished;
+        println!(
+            "{} requests failed; node 1 served again {recovery:?} after it vanished",
+            failed.len()
+        );
+        assert!(
+            recovery < Duration::from_secs(10),
+            "recovery took {recovery:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .filter(|(s, _, _)| *s > recovered.1)
+                .all(|(_, _, e)| e.is_none()),
+            "failures after recovery"
+        );
+        let status = redis.status();
+        assert!(
+            status.unresponsive_replaced >= 1 && status.rebuilds >= 1,
+            "{status:?}"
+        );
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}

@@ -209,6 +209,7 @@ impl handle::Builder<handle::Cluster> {
             epoch: AtomicU64::new(0),
             rebuilt: Notify::new(),
             unresponsive,
+            suspect: AtomicU64::new(0),
             auth_timeout: options.auth_timeout,
             failover_wait: self.kind.failover_wait,
             counters: Counters::default(),
@@ -244,6 +245,9 @@ struct Inner {
     rebuilt: Notify,
     /// Epochs of connections on which a request got no reply in time, for the supervisor.
     unresponsive: mpsc::UnboundedSender<u64>,
+    /// `epoch + 1` of the connection last found unresponsive (0: none); requests wait for its
+    /// rebuild instead of going to it.
+    suspect: AtomicU64,
     auth_timeout: Duration,
     failover_wait: Duration,
     counters: Counters,
@@ -280,8 +284,26 @@ impl Inner {
     /// the response timeout.
     fn note_failure(&self, epoch: u64, error: &RedisError) {
         if error.is_timeout() {
+            self.suspect.store(epoch + 1, Ordering::Release);
             let _ = self.unresponsive.send(epoch);
         }
+    }
+
+    /// The connection for a request: the current one, unless it was found unresponsive, in
+    /// which case the request waits for its rebuild (as a single-node request waits for the
+    /// new connection) rather than time out on it too.
+    async fn usable(&self) -> RedisResult<(u64, ClusterConnection)> {
+        let (epoch, conn) = self.current();
+        if self.suspect.load(Ordering::Acquire) != epoch + 1 {
+            return Ok((epoch, conn));
+        }
+        drop(conn);
+        let error = RedisError::from((
+            ErrorKind::Io,
+            "the cluster connection stopped answering and is being rebuilt",
+        ));
+        self.rebuilt_since(epoch, error).await?;
+        Ok(self.current())
     }
 }
 
@@ -362,7 +384,7 @@ impl AzureRedisCluster {
     /// Sends `cmd` to the node(s) `routing` names, as
     /// [`ClusterConnection::route_command`](redis::cluster_async::ClusterConnection::route_command).
     pub async fn route_command(&mut self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
-        let (epoch, mut conn) = self.inner.current();
+        let (epoch, mut conn) = self.inner.usable().await?;
         let result = conn.route_command(cmd, routing).await;
         if let Err(error) = &result {
             self.inner.note_failure(epoch, error);
@@ -426,7 +448,7 @@ impl AzureRedisCluster {
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            let (epoch, mut conn) = self.inner.current();
+            let (epoch, mut conn) = self.inner.usable().await?;
             match conn.req_packed_command(cmd).await {
                 Err(error) if resendable(cmd) => {
                     drop(conn);
@@ -454,7 +476,7 @@ impl ConnectionLike for AzureRedisCluster {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            let (epoch, mut conn) = self.inner.current();
+            let (epoch, mut conn) = self.inner.usable().await?;
             match conn.req_packed_commands(pipeline, offset, count).await {
                 Err(error) => {
                     drop(conn);

@@ -80,7 +80,7 @@ impl Inner {
 
     /// Waits until the connection of `epoch` has been replaced, for at most the time a rebuild
     /// takes (discovery, then the node connections); `error` otherwise.
-    async fn rebuilt_since(&self, epoch: u64, error: RedisError) -> RedisResult<()> {
+    pub(super) async fn rebuilt_since(&self, epoch: u64, error: RedisError) -> RedisResult<()> {
         let rebuilt = async {
             loop {
                 let notified = self.rebuilt.notified();
