@@ -11,8 +11,8 @@
 //! leaves). Every gate checks tokens exactly as the single-node gate does.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -901,16 +901,8 @@ fn node_shared(
         key: base.key.clone(),
         registry: Mutex::new(Registry::new(base.registry().tenant_id.clone())),
         token_lifetime_ms: AtomicU64::new(base.token_lifetime().as_millis() as u64),
-        access_key: RwLock::new(
-            base.access_key
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        ),
-        access_key_enabled: AtomicBool::new(
-            base.access_key_enabled
-                .load(std::sync::atomic::Ordering::SeqCst),
-        ),
+        access_key: Arc::clone(&base.access_key),
+        access_key_enabled: Arc::clone(&base.access_key_enabled),
         identity_header: base.identity_header.clone(),
         internal_password: redis_config.password.clone(),
         wrong_password: format!("wrong-{}", random_hex(8)),

@@ -330,12 +330,12 @@ impl Emulator {
             key,
             registry: Mutex::new(Registry::new(tenant.clone())),
             token_lifetime_ms: AtomicU64::new(b.token_lifetime.as_millis() as u64),
-            access_key: RwLock::new(
+            access_key: Arc::new(RwLock::new(
                 b.access_key
                     .clone()
                     .unwrap_or_else(|| SecretString::from(random_access_key())),
-            ),
-            access_key_enabled: AtomicBool::new(b.access_keys_enabled),
+            )),
+            access_key_enabled: Arc::new(AtomicBool::new(b.access_keys_enabled)),
             identity_header: SecretString::from(random_hex(16)),
             internal_password: password,
             wrong_password: format!("wrong-{}", random_hex(8)),

@@ -49,8 +49,11 @@ pub(crate) struct Shared {
     pub(crate) key: Arc<KeyMaterial>,
     pub(crate) registry: Mutex<Registry>,
     pub(crate) token_lifetime_ms: AtomicU64,
-    pub(crate) access_key: RwLock<SecretString>,
-    pub(crate) access_key_enabled: AtomicBool,
+    /// Shared by the identity emulator and every cluster node's gate, so that a key set on one
+    /// is the key of all.
+    pub(crate) access_key: Arc<RwLock<SecretString>>,
+    /// Shared like `access_key`.
+    pub(crate) access_key_enabled: Arc<AtomicBool>,
     pub(crate) identity_header: SecretString,
     pub(crate) internal_password: SecretString,
     pub(crate) wrong_password: String,

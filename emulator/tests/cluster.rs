@@ -296,3 +296,35 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
     .await
     .expect("within the test timeout");
 }
+
+/// An access key set on the cluster's identity emulator is the key of every node's gate (the
+/// nodes share the identity state instead of copying it at start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_access_key_reaches_every_node_gate() {
+    init();
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::Gates).await;
+        let emu = cluster.identity();
+        let old = emu.access_key();
+        emu.set_access_key("n3w+k3y/rotated==");
+        for addr in cluster.gate_addrs() {
+            let mut conn = RawConn::tls_at(emu, addr).await;
+            let refused = conn
+                .cmd_str(&["AUTH", secrecy::ExposeSecret::expose_secret(&old)])
+                .await;
+            assert!(
+                matches!(refused, Reply::Error(ref e) if e.starts_with("WRONGPASS")),
+                "{addr}: {refused:?}"
+            );
+            let accepted = conn.cmd_str(&["AUTH", "n3w+k3y/rotated=="]).await;
+            assert_eq!(accepted, Reply::Simple("OK".into()), "{addr}");
+        }
+        emu.set_access_keys_enabled(false);
+        let mut conn = RawConn::tls_at(emu, cluster.gate_addrs()[2]).await;
+        let refused = conn.cmd_str(&["AUTH", "n3w+k3y/rotated=="]).await;
+        assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("within the test timeout");
+}

@@ -213,6 +213,11 @@ async fn cluster_health_pings_every_primary_in_both_frameworks() {
             .node_faults(1)
             .expect("node 1")
             .stall_gate(Duration::from_secs(6));
+        // The last result is shared for the health cache period; a check after it PINGs again.
+        tokio::time::sleep(
+            azure_redis_connect::handle::DEFAULT_HEALTH_CACHE + Duration::from_millis(100),
+        )
+        .await;
         let r = common::request(&addr, "GET", "/health", &[]).await.unwrap();
         assert_eq!(r.status, 503, "{}", r.body);
         assert_eq!(r.json()["status"], "unavailable");

@@ -105,22 +105,19 @@ pub type ClusterBuilder = handle::Builder<handle::Cluster>;
 /// How long a request is held by default while no reachable node serves its slot.
 pub const DEFAULT_FAILOVER_WAIT: Duration = Duration::from_secs(15);
 
-impl handle::Builder<handle::Cluster> {
-    /// A builder for the cluster reached at `endpoint` (any node, or Azure's public endpoint)
-    /// with the defaults of [`crate::handle`], [`DEFAULT_FAILOVER_WAIT`], and
-    /// [`AddressMapping::public_host`] for Azure hosts ([`AddressMapping::none`] for others).
-    pub fn new(endpoint: Endpoint, auth: Auth) -> Self {
-        handle::Builder::with_kind(
-            endpoint,
-            auth,
-            handle::Cluster {
-                mapping: None,
-                retries: None,
-                failover_wait: DEFAULT_FAILOVER_WAIT,
-            },
-        )
+/// The cluster's defaults: [`DEFAULT_FAILOVER_WAIT`], redis-rs's retries, and
+/// [`AddressMapping::public_host`] for Azure hosts ([`AddressMapping::none`] for others).
+impl Default for handle::Cluster {
+    fn default() -> Self {
+        handle::Cluster {
+            mapping: None,
+            retries: None,
+            failover_wait: DEFAULT_FAILOVER_WAIT,
+        }
     }
+}
 
+impl handle::Builder<handle::Cluster> {
     /// How announced node addresses map to the addresses connected to (default:
     /// [`AddressMapping::public_host`] for Azure hosts, [`AddressMapping::none`] for others).
     pub fn address_mapping(mut self, mapping: AddressMapping) -> Self {
@@ -348,8 +345,7 @@ impl AzureRedisCluster {
 
     /// A builder from a derived configuration.
     pub fn builder_from(config: &impl AzureRedisConfig) -> Result<ClusterBuilder, ConfigError> {
-        let resolved = config.connection_config()?;
-        Ok(ClusterBuilder::new(resolved.endpoint, resolved.auth))
+        ClusterBuilder::from_config(config)
     }
 
     /// Connects with a derived configuration and the builder's defaults.

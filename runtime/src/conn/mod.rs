@@ -276,8 +276,7 @@ impl AzureRedis {
 
     /// A builder from a derived configuration.
     pub fn builder_from(config: &impl AzureRedisConfig) -> Result<Builder, ConfigError> {
-        let resolved = config.connection_config()?;
-        Ok(Builder::new(resolved.endpoint, resolved.auth))
+        Builder::from_config(config)
     }
 
     /// Connects with a derived configuration and the builder's defaults.

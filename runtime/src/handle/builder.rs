@@ -7,7 +7,7 @@ use redis::PushInfo;
 use tokio::sync::mpsc;
 
 use crate::cluster::AddressMapping;
-use crate::config::{Auth, Endpoint, Service};
+use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint, Service};
 use crate::conn::ConnectError;
 use crate::token::{self, RefreshPolicy, TokenProvider, TokenSource};
 
@@ -261,18 +261,29 @@ impl<K> Builder<K> {
     }
 }
 
-impl Builder<Single> {
-    /// A builder for `endpoint` and `auth` with the defaults of the [module docs](crate::handle).
+impl Default for Single {
+    fn default() -> Self {
+        Single {
+            wait_for_connection: DEFAULT_WAIT_FOR_CONNECTION,
+        }
+    }
+}
+
+impl<K: Default> Builder<K> {
+    /// A builder for `endpoint` and `auth` with the defaults of the [module docs](crate::handle)
+    /// (and, for a cluster, of [`ClusterBuilder`](crate::cluster::ClusterBuilder)).
     pub fn new(endpoint: Endpoint, auth: Auth) -> Self {
-        Builder::with_kind(
-            endpoint,
-            auth,
-            Single {
-                wait_for_connection: DEFAULT_WAIT_FOR_CONNECTION,
-            },
-        )
+        Builder::with_kind(endpoint, auth, K::default())
     }
 
+    /// A builder from a derived configuration's endpoint and auth type.
+    pub fn from_config(config: &impl AzureRedisConfig) -> Result<Self, ConfigError> {
+        let resolved = config.connection_config()?;
+        Ok(Builder::new(resolved.endpoint, resolved.auth))
+    }
+}
+
+impl Builder<Single> {
     /// How long a command waits for a connection while one is being re-established (default
     /// [`DEFAULT_WAIT_FOR_CONNECTION`], 5 s); then it fails with a "not connected" error.
     pub fn wait_for_connection(mut self, wait: Duration) -> Self {
