@@ -199,6 +199,26 @@ pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
     out
 }
 
+/// The path of `#[azure_redis(crate = "...")]` if it reads, else `::azure_redis_connect`: for
+/// the fallback, which must name the runtime even when the attributes hold errors.
+pub fn crate_path(attrs: &[Attribute]) -> syn::Path {
+    let mut found = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("azure_redis")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                let lit: LitStr = meta.value()?.parse()?;
+                found = found.take().or(lit.parse::<syn::Path>().ok());
+            } else if meta.input.peek(Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                let _ = meta.parse_nested_meta(|_| Ok(()));
+            }
+            Ok(())
+        });
+    }
+    found.unwrap_or_else(|| syn::parse_quote!(::azure_redis_connect))
+}
+
 pub fn field(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     each_attr(cx, attrs, |meta| {

@@ -5,10 +5,20 @@ use std::fmt::Display;
 
 use quote::ToTokens;
 
-/// The errors found so far.
+/// The errors found so far. Must be [`check`](Ctxt::check)ed: dropping it unchecked with
+/// errors recorded panics, so that no error can be lost (serde's `Ctxt` rule).
 #[derive(Default)]
 pub struct Ctxt {
     errors: RefCell<Vec<syn::Error>>,
+    checked: std::cell::Cell<bool>,
+}
+
+impl Drop for Ctxt {
+    fn drop(&mut self) {
+        if !std::thread::panicking() && !self.checked.get() && !self.errors.borrow().is_empty() {
+            panic!("errors recorded in Ctxt were never checked");
+        }
+    }
 }
 
 impl Ctxt {
@@ -31,7 +41,8 @@ impl Ctxt {
 
     /// `Ok` if no error was recorded, else all of them as one `syn::Error`.
     pub fn check(self) -> syn::Result<()> {
-        let mut errors = self.errors.into_inner().into_iter();
+        self.checked.set(true);
+        let mut errors = self.errors.take().into_iter();
         let Some(mut combined) = errors.next() else {
             return Ok(());
         };

@@ -42,7 +42,7 @@ fn typed_default(field: &Field) -> Option<TokenStream> {
 
 pub fn expand(config: &Config) -> TokenStream {
     let krate = &config.krate;
-    let p = quote!(#krate::__private);
+    let p = crate::private_path(krate);
     let ident = config.ident;
     let name = ident.to_string();
     let (impl_generics, ty_generics, where_clause) = config.input.generics.split_for_impl();

@@ -7,28 +7,58 @@ use syn::DeriveInput;
 
 pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
     let ident = &input.ident;
+    let p = crate::private_path(&crate::attr::crate_path(&input.attrs));
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let errors = error.to_compile_error();
     quote! {
         #errors
         #[allow(unreachable_code, clippy::all)]
         const _: () = {
-            impl #impl_generics ::azure_redis_connect::__private::AzureRedisConfig
+            impl #impl_generics #p::AzureRedisConfig
                 for #ident #ty_generics #where_clause
             {
-                const SPEC: &'static ::azure_redis_connect::__private::ConfigSpec =
-                    &::azure_redis_connect::__private::ConfigSpec::new("", ::azure_redis_connect::__private::None, &[], &[]);
+                const SPEC: &'static #p::ConfigSpec =
+                    &#p::ConfigSpec::new("", #p::None, &[], &[]);
 
                 fn from_var_source(
-                    _: &::azure_redis_connect::__private::VarSource,
-                ) -> ::azure_redis_connect::__private::Result<Self, ::azure_redis_connect::__private::ConfigError> {
+                    _: &#p::VarSource,
+                ) -> #p::Result<Self, #p::ConfigError> {
                     ::core::unreachable!()
                 }
 
-                fn settings(&self) -> ::azure_redis_connect::__private::Settings {
+                fn settings(&self) -> #p::Settings {
                     ::core::unreachable!()
                 }
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stub_names_the_renamed_crate() {
+        let input: syn::DeriveInput = syn::parse_quote! {
+            #[azure_redis(crate = "renamed::inner", auth = "sytem_identity")]
+            struct Cache { host: String }
+        };
+        let error = syn::Error::new(proc_macro2::Span::call_site(), "x");
+        let out = super::expand(&input, error).to_string();
+        assert!(
+            out.contains("renamed :: inner :: __private_0_1 :: AzureRedisConfig"),
+            "{out}"
+        );
+        assert!(!out.contains("azure_redis_connect"), "{out}");
+
+        let plain: syn::DeriveInput = syn::parse_quote! {
+            #[azure_redis(auth(system_identity, developer_tools), prefix = "X_")]
+            struct Cache { host: String }
+        };
+        let error = syn::Error::new(proc_macro2::Span::call_site(), "x");
+        let out = super::expand(&plain, error).to_string();
+        assert!(
+            out.contains(":: azure_redis_connect :: __private_0_1 ::"),
+            "{out}"
+        );
     }
 }

@@ -18,6 +18,18 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};
 
+/// The runtime's hidden module the generated code names, `<crate>::__private_<major>_<minor>`:
+/// versioned, so that a macro and a runtime of different versions fail loudly. `expand` and
+/// `fallback` both go through it.
+pub(crate) fn private_path(krate: &syn::Path) -> proc_macro2::TokenStream {
+    let module = quote::format_ident!(
+        "__private_{}_{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    quote::quote!(#krate::#module)
+}
+
 /// Derives `azure_redis_connect::AzureRedisConfig`; see that crate for the attributes.
 #[proc_macro_derive(AzureRedisConfig, attributes(azure_redis))]
 pub fn derive_azure_redis_config(input: TokenStream) -> TokenStream {
@@ -27,16 +39,12 @@ pub fn derive_azure_redis_config(input: TokenStream) -> TokenStream {
     if let Some(config) = &config {
         valid::check(&cx, config);
     }
-    match (cx.check(), config) {
-        (Ok(()), Some(config)) => expand::expand(&config).into(),
-        (Err(error), _) => fallback::expand(&input, error).into(),
-        (Ok(()), None) => fallback::expand(
-            &input,
-            syn::Error::new_spanned(
-                &input.ident,
-                "`AzureRedisConfig` needs a struct with named fields",
-            ),
-        )
-        .into(),
+    // `None` means an error was recorded.
+    let Some(config) = config else {
+        return fallback::expand(&input, cx.check().unwrap_err()).into();
+    };
+    match cx.check() {
+        Ok(()) => expand::expand(&config).into(),
+        Err(error) => fallback::expand(&input, error).into(),
     }
 }

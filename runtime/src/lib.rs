@@ -139,8 +139,10 @@ pub use secrecy::{ExposeSecret, SecretString};
 /// See the [crate documentation](crate) for the attributes.
 pub use azure_redis_connect_macros::AzureRedisConfig;
 
+/// What the derive's generated code names; versioned with the crate's major and minor version
+/// (the macros crate names the same), so that mismatched versions fail to compile.
 #[doc(hidden)]
-pub mod __private {
+pub mod __private_0_1 {
     pub use crate::config::{
         AuthKind, AzureRedisConfig, ConfigError, ConfigSpec, Reader, Role, RoleValue, Settings,
         VarSource, Variable,
