@@ -21,6 +21,12 @@ pub enum IdentityFault {
     NoAnswer,
     /// Answer normally, but only after this delay.
     Slow(Duration),
+    /// Answer with HTTP 500 and a body that holds a valid access token (of the system-assigned
+    /// identity), as a misbehaving proxy or endpoint might:
+    /// `{"error":"server_error","access_token":"<JWT>",...}`. A client must never copy such a
+    /// body into its errors, logs or health output; [`Faults::echoed_tokens`] lists the tokens
+    /// sent, for a test to search for.
+    Http500EchoingToken,
 }
 
 /// Which identity endpoint a fault applies to.
@@ -84,6 +90,8 @@ pub(crate) struct FaultState {
     half_open: Mutex<CancellationToken>,
     /// The gate's limits on connections that have not authenticated.
     pub(crate) pre_auth: crate::gate::PreAuth,
+    /// Tokens sent in error bodies by [`IdentityFault::Http500EchoingToken`].
+    pub(crate) echoed: Mutex<Vec<String>>,
 }
 
 impl Default for FaultState {
@@ -96,6 +104,7 @@ impl Default for FaultState {
             kill: Mutex::new(CancellationToken::new()),
             half_open: Mutex::new(CancellationToken::new()),
             pre_auth: crate::gate::PreAuth::default(),
+            echoed: Mutex::new(Vec::new()),
         }
     }
 }
@@ -195,6 +204,12 @@ impl Faults {
             }
         }
         tracing::info!(?endpoint, "fault: identity outage cleared");
+    }
+
+    /// The tokens the identity endpoints put into error bodies during an
+    /// [`IdentityFault::Http500EchoingToken`] outage, oldest first.
+    pub fn echoed_tokens(&self) -> Vec<String> {
+        lock(&self.shared.faults.echoed).clone()
     }
 
     /// Makes the gate refuse the next `n` AUTH / HELLO AUTH attempts, valid or not.

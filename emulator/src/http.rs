@@ -126,6 +126,38 @@ async fn outage(shared: &Shared, slot: usize) -> Option<Response> {
             )
                 .into_response(),
         ),
+        IdentityFault::Http500EchoingToken => {
+            let (oid, tenant) = {
+                let reg = shared.registry();
+                (reg.system_oid.clone(), reg.tenant_id.clone())
+            };
+            let (token, exp) = shared.mint(
+                &oid,
+                &tenant,
+                None,
+                crate::REDIS_AUDIENCE,
+                shared.token_lifetime(),
+            );
+            shared
+                .faults
+                .echoed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(token.clone());
+            Some(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({
+                        "error": "server_error",
+                        "error_description": format!("upstream failed; cached answer: {token}"),
+                        "access_token": token,
+                        "expires_on": exp.to_string(),
+                        "token_type": "Bearer",
+                    })),
+                )
+                    .into_response(),
+            )
+        }
         IdentityFault::Slow(delay) => {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => None,
