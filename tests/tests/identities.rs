@@ -16,26 +16,6 @@ mod common;
 use common::AnyCache as Cache;
 
 const MODE: &str = "IDENTITIES_TEST_CHILD";
-/// Variables that a developer's shell could hold and that would change what the child does.
-const CLEARED: &[&str] = &[
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "SSL_CERT_FILE",
-    "AZURE_REDIS_HOST",
-    "AZURE_REDIS_PORT",
-    "AZURE_REDIS_CLIENTID",
-    "AZURE_REDIS_TENANTID",
-    "AZURE_REDIS_CLIENTSECRET",
-    "AZURE_REDIS_PASSWORD",
-    "AZURE_REDIS_CONNECTIONSTRING",
-];
 
 /// Runs the child with the emulator's variables for `kind`; returns whether it passed, and its
 /// output.
@@ -43,7 +23,7 @@ async fn run_child(emu: &Emulator, kind: AuthKind) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
-    for var in CLEARED {
+    for var in common::CLEARED {
         cmd.env_remove(var);
     }
     cmd.envs(emu.env_for(kind))

@@ -19,23 +19,6 @@ mod common;
 use common::AnyCache as Cache;
 
 const MODE: &str = "LEAKY_IDENTITY_TEST_CHILD";
-const CLEARED: &[&str] = &[
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "SSL_CERT_FILE",
-    "AZURE_REDIS_HOST",
-    "AZURE_REDIS_PORT",
-    "AZURE_REDIS_CLIENTID",
-    "AZURE_REDIS_TENANTID",
-    "AZURE_REDIS_CLIENTSECRET",
-];
 
 /// The child: connects, then (once the parent has started the outage) lets refreshes fail and
 /// prints everything an application could show: logs, status, health JSON, a connect error.
@@ -78,7 +61,7 @@ async fn check(kind: AuthKind) {
         let exe = std::env::current_exe().expect("test binary");
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
-        for var in CLEARED {
+        for var in common::CLEARED {
             cmd.env_remove(var);
         }
         cmd.envs(emu.env_for(kind))

@@ -65,3 +65,24 @@ pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
         .await
         .expect("connects through the gate")
 }
+
+/// Variables that a developer's shell could hold and that would change what the child does.
+pub const CLEARED: &[&str] = &[
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "SSL_CERT_FILE",
+    "AZURE_REDIS_HOST",
+    "AZURE_REDIS_PORT",
+    "AZURE_REDIS_CLIENTID",
+    "AZURE_REDIS_TENANTID",
+    "AZURE_REDIS_CLIENTSECRET",
+    "AZURE_REDIS_PASSWORD",
+    "AZURE_REDIS_CONNECTIONSTRING",
+];
