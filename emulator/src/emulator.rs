@@ -9,7 +9,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +18,7 @@ use crate::error::EmulatorError;
 use crate::faults::{CounterCells, Counters, FaultState, Faults, inc};
 use crate::identity::{self, Registry, ServicePrincipal, UserIdentity, WorkloadIdentity};
 use crate::jwt::{self, KeyMaterial, REDIS_AUDIENCE};
+use crate::net::{bind_loopback, free_port, local_addr};
 use crate::redis_server::{self, RedisConfig, RedisServer};
 use crate::shared::{Shared, random_access_key, random_hex};
 use crate::{gate, http, pki, resp};
@@ -227,25 +227,6 @@ impl std::fmt::Debug for Emulator {
             .field("authority", &self.shared.authority)
             .finish_non_exhaustive()
     }
-}
-
-async fn bind_loopback(what: &str) -> Result<TcpListener, EmulatorError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| EmulatorError::io(format!("binding the {what} listener"), e))
-}
-
-fn free_port() -> Result<u16, EmulatorError> {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| EmulatorError::io("finding a free port", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| EmulatorError::io("finding a free port", e))
-}
-
-fn local_addr(l: &TcpListener) -> Result<SocketAddr, EmulatorError> {
-    l.local_addr()
-        .map_err(|e| EmulatorError::io("reading a listener address", e))
 }
 
 impl Emulator {

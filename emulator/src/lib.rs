@@ -44,6 +44,7 @@ mod gate;
 mod http;
 mod identity;
 mod jwt;
+mod net;
 mod pki;
 mod redis_server;
 mod resp;
