@@ -33,6 +33,21 @@ pub(crate) fn spawn_owned(task: impl Future<Output = ()> + Send + 'static) -> Ta
     TaskOwner { _stop: stop }
 }
 
+/// Where a state keeps the owner of the task that serves it: filled once the state is in its
+/// `Arc` and the task is spawned with a `Weak` to it.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerSlot(std::sync::Mutex<Option<TaskOwner>>);
+
+impl OwnerSlot {
+    /// Keeps `owner`, so that the task stops when this slot's state is dropped.
+    pub(crate) fn hold(&self, owner: TaskOwner) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(owner);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

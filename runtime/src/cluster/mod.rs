@@ -44,9 +44,8 @@ mod mapping;
 mod resend;
 mod supervisor;
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -56,12 +55,11 @@ use redis::cluster_routing::RoutingInfo;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{Notify, mpsc};
 
-use crate::Auth;
-use crate::config::{AzureRedisConfig, ConfigError, Endpoint, Service};
+use crate::config::Service;
 use crate::conn::ConnectError;
 use crate::handle::{self, Subscriptions, Topic};
 use crate::health::HealthCache;
-use crate::task::TaskOwner;
+use crate::task::OwnerSlot;
 use crate::token::{TokenProvider, TokenStatus};
 
 pub use mapping::AddressMapping;
@@ -211,13 +209,10 @@ impl handle::Builder<handle::Cluster> {
             failover_wait: self.kind.failover_wait,
             counters: Counters::default(),
             health: HealthCache::new(options.health_cache),
-            supervisor: Mutex::new(None),
+            supervisor: OwnerSlot::default(),
         });
         let owner = supervisor::start(&inner, unresponsive_rx, options.keepalive);
-        *inner
-            .supervisor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(owner);
+        inner.supervisor.hold(owner);
         Ok(AzureRedisCluster { inner })
     }
 }
@@ -250,7 +245,7 @@ struct Inner {
     counters: Counters,
     health: HealthCache,
     /// The supervisor, which reaches this through a `Weak` and ends when it drops.
-    supervisor: Mutex<Option<TaskOwner>>,
+    supervisor: OwnerSlot,
 }
 
 impl Inner {
@@ -275,6 +270,28 @@ impl Inner {
         self.counters.rebuilds.fetch_add(1, Ordering::Relaxed);
         self.rebuilt.notify_waiters();
         old
+    }
+
+    /// Sends a request with `send` on the usable connection; if it fails, reports the
+    /// connection when it did not answer, and, when `resendable`, sends the request again where
+    /// [`resend`](Self::resend) allows.
+    async fn request<T, F, Fut>(&self, resendable: bool, mut send: F) -> RedisResult<T>
+    where
+        F: FnMut(ClusterConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let (epoch, conn) = self.usable().await?;
+        match send(conn).await {
+            Err(error) => {
+                self.note_failure(epoch, &error);
+                if resendable {
+                    self.resend(epoch, error, send).await
+                } else {
+                    Err(error)
+                }
+            }
+            result => result,
+        }
     }
 
     /// Tells the supervisor when a request on the connection of `epoch` got no reply within
@@ -328,38 +345,9 @@ pub struct AzureRedisCluster {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for AzureRedisCluster {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureRedisCluster")
-            .field("endpoint", &self.inner.connector.endpoint.to_string())
-            .field("status", &self.status())
-            .finish()
-    }
-}
+handle::handle_surface!(AzureRedisCluster, handle::Cluster);
 
 impl AzureRedisCluster {
-    /// A builder, for what the configuration cannot say.
-    pub fn builder(endpoint: Endpoint, auth: Auth) -> ClusterBuilder {
-        ClusterBuilder::new(endpoint, auth)
-    }
-
-    /// A builder from a derived configuration.
-    pub fn builder_from(config: &impl AzureRedisConfig) -> Result<ClusterBuilder, ConfigError> {
-        ClusterBuilder::from_config(config)
-    }
-
-    /// Connects with a derived configuration and the builder's defaults.
-    pub async fn connect(
-        config: &impl AzureRedisConfig,
-    ) -> Result<AzureRedisCluster, ConnectError> {
-        Self::builder_from(config)?.connect().await
-    }
-
-    /// The token provider (for its events and status).
-    pub fn token_provider(&self) -> &TokenProvider {
-        &self.inner.provider
-    }
-
     /// A snapshot of the token and re-authentication state.
     pub fn status(&self) -> ClusterStatus {
         let c = &self.inner.counters;
@@ -373,10 +361,6 @@ impl AzureRedisCluster {
         }
     }
 
-    pub(crate) fn health_cache(&self) -> &HealthCache {
-        &self.inner.health
-    }
-
     /// Sends `cmd` to the node(s) `routing` names, as
     /// [`ClusterConnection::route_command`](redis::cluster_async::ClusterConnection::route_command).
     pub async fn route_command(&mut self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
@@ -386,30 +370,6 @@ impl AzureRedisCluster {
             self.inner.note_failure(epoch, error);
         }
         result
-    }
-
-    /// Subscribes to `channel`; its messages arrive at the builder's
-    /// [`push_sender`](handle::Builder::push_sender) (RESP3). redis-rs restores the
-    /// subscription when a node connection is replaced, and the handle when it rebuilds the
-    /// cluster connection; messages published while no connection is subscribed are lost, as
-    /// with any Redis pub/sub client.
-    pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Channel, channel.into(), true).await
-    }
-
-    /// Unsubscribes from a channel.
-    pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Channel, channel.into(), false).await
-    }
-
-    /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
-    pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Pattern, pattern.into(), true).await
-    }
-
-    /// Unsubscribes from a pattern.
-    pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Pattern, pattern.into(), false).await
     }
 
     /// Subscribes to a sharded channel (`SSUBSCRIBE`, on the node of the channel's slot); see
@@ -424,14 +384,8 @@ impl AzureRedisCluster {
             .await
     }
 
-    async fn pubsub(&self, topic: Topic, name: String, add: bool) -> RedisResult<()> {
-        let (_, mut conn) = self.inner.current();
-        let subs = &self.inner.subscriptions;
-        if add {
-            subs.add(&mut conn, topic, name).await
-        } else {
-            subs.remove(&mut conn, topic, name).await
-        }
+    async fn pubsub_connection(&self) -> RedisResult<ClusterConnection> {
+        Ok(self.inner.current().1)
     }
 }
 
@@ -443,26 +397,9 @@ impl AzureRedisCluster {
 /// timeout error, and the cluster connection is rebuilt.
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        async move {
-            let (epoch, mut conn) = self.inner.usable().await?;
-            match conn.req_packed_command(cmd).await {
-                Err(error) if resendable(cmd) => {
-                    drop(conn);
-                    self.inner.note_failure(epoch, &error);
-                    self.inner
-                        .resend(epoch, error, |mut conn| async move {
-                            conn.req_packed_command(cmd).await
-                        })
-                        .await
-                }
-                Err(error) => {
-                    self.inner.note_failure(epoch, &error);
-                    Err(error)
-                }
-                result => result,
-            }
-        }
-        .boxed()
+        let send =
+            move |mut conn: ClusterConnection| async move { conn.req_packed_command(cmd).await };
+        self.inner.request(resendable(cmd), send).boxed()
     }
 
     fn req_packed_commands<'a>(
@@ -471,22 +408,10 @@ impl ConnectionLike for AzureRedisCluster {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        async move {
-            let (epoch, mut conn) = self.inner.usable().await?;
-            match conn.req_packed_commands(pipeline, offset, count).await {
-                Err(error) => {
-                    drop(conn);
-                    self.inner.note_failure(epoch, &error);
-                    self.inner
-                        .resend(epoch, error, |mut conn| async move {
-                            conn.req_packed_commands(pipeline, offset, count).await
-                        })
-                        .await
-                }
-                result => result,
-            }
-        }
-        .boxed()
+        let send = move |mut conn: ClusterConnection| async move {
+            conn.req_packed_commands(pipeline, offset, count).await
+        };
+        self.inner.request(true, send).boxed()
     }
 
     fn get_db(&self) -> i64 {
@@ -497,6 +422,7 @@ impl ConnectionLike for AzureRedisCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Auth, Endpoint};
 
     #[test]
     fn public_types_are_send_and_sync() {

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{RedisError, RedisResult, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::Inner;
 use super::mapping::{self, Mapper, display_addr};
-use crate::handle::{self, Attempt, RECONNECT_BACKOFF};
+use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
 use crate::token::Credentials;
 
@@ -32,7 +32,7 @@ pub(super) fn start(
     let supervisor = Supervisor {
         inner: Arc::downgrade(inner),
         mapper: Arc::clone(&inner.connector.mapper),
-        tokens: inner.provider.subscribe(),
+        tokens: TokenWatch::new(&inner.provider),
         unresponsive,
         keepalive: handle::keepalive_ticks(keepalive),
     };
@@ -42,7 +42,7 @@ pub(super) fn start(
 struct Supervisor {
     inner: Weak<Inner>,
     mapper: Arc<Mapper>,
-    tokens: watch::Receiver<Arc<Credentials>>,
+    tokens: TokenWatch,
     /// Epochs of connections on which a request got no reply in time.
     unresponsive: mpsc::UnboundedReceiver<u64>,
     keepalive: Option<tokio::time::Interval>,
@@ -53,7 +53,6 @@ enum Event {
     Remap,
     Unresponsive(u64),
     Tick,
-    Gone,
 }
 
 impl Supervisor {
@@ -69,25 +68,24 @@ impl Supervisor {
                     }
                     Some(Err(error)) => {
                         failures += 1;
-                        let wait = RECONNECT_BACKOFF.delay(failures);
-                        tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "cluster rebuild failed");
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            changed = self.tokens.changed() => if changed.is_err() { return },
+                        if !self
+                            .tokens
+                            .back_off(failures, "cluster connection", &error)
+                            .await
+                        {
+                            return;
                         }
                         continue;
                     }
                     None => return,
                 }
             }
-            let event = self.next_event().await;
-            let Some(inner) = self.inner.upgrade() else {
+            let Some((inner, event)) = self.next_event().await else {
                 return;
             };
             match event {
-                Event::Gone => return,
                 Event::Token => {
-                    let credentials = Arc::clone(&self.tokens.borrow_and_update());
+                    let credentials = self.tokens.latest();
                     if !inner.reauth_all(&credentials).await {
                         tracing::warn!(
                             "a node keeps refusing the new token; rebuilding the cluster connection"
@@ -119,39 +117,21 @@ impl Supervisor {
         }
     }
 
-    async fn next_event(&mut self) -> Event {
-        tokio::select! {
-            changed = self.tokens.changed() => match changed {
-                Ok(()) => Event::Token,
-                Err(_) => Event::Gone,
-            },
+    /// The next event, with the state to act on it; `None` once the handle is gone.
+    async fn next_event(&mut self) -> Option<(Arc<Inner>, Event)> {
+        let event = tokio::select! {
+            changed = self.tokens.changed() => changed.then_some(Event::Token)?,
             () = self.mapper.remap.notified() => Event::Remap,
-            epoch = self.unresponsive.recv() => match epoch {
-                Some(epoch) => Event::Unresponsive(epoch),
-                None => Event::Gone,
-            },
+            epoch = self.unresponsive.recv() => Event::Unresponsive(epoch?),
             () = handle::next_tick(&mut self.keepalive) => Event::Tick,
-        }
+        };
+        Some((self.inner.upgrade()?, event))
     }
 
     /// Rebuilds the cluster connection with the current token, first waiting for a new token
     /// while the current one has expired. `None` once the handle is gone.
     async fn rebuild(&mut self) -> Option<RedisResult<()>> {
-        let mut waiting_logged = false;
-        loop {
-            let credentials = Arc::clone(&self.tokens.borrow_and_update());
-            if !handle::expired(&credentials) {
-                break;
-            }
-            if !waiting_logged {
-                tracing::warn!(
-                    generation = credentials.generation,
-                    "the token has expired; rebuilding the cluster connection when the next one arrives"
-                );
-                waiting_logged = true;
-            }
-            self.tokens.changed().await.ok()?;
-        }
+        self.tokens.unexpired("cluster connection").await?;
         let inner = self.inner.upgrade()?;
         Some(inner.rebuild().await)
     }

@@ -22,9 +22,8 @@
 
 mod supervisor;
 
-use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -32,10 +31,10 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, Pipeline, PushInfo, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint};
-use crate::handle::{self, Single, Subscriptions, Topic};
+use crate::config::{ConfigError, Endpoint};
+use crate::handle::{self, Single, Subscriptions};
 use crate::health::HealthCache;
-use crate::task::TaskOwner;
+use crate::task::OwnerSlot;
 use crate::token::{Credentials, TokenError, TokenProvider, TokenStatus};
 
 /// Sets up an [`AzureRedis`] with what the configuration cannot say; the shared setters are on
@@ -146,13 +145,10 @@ impl handle::Builder<Single> {
             counters: Counters::default(),
             subscriptions: Subscriptions::default(),
             health: HealthCache::new(options.health_cache),
-            supervisor: Mutex::new(None),
+            supervisor: OwnerSlot::default(),
         });
         let owner = supervisor::start(&inner, pushes, broken_rx, options.keepalive);
-        *inner
-            .supervisor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(owner);
+        inner.supervisor.hold(owner);
         Ok(AzureRedis { inner })
     }
 }
@@ -227,7 +223,7 @@ struct Inner {
     subscriptions: Subscriptions,
     health: HealthCache,
     /// The supervisor, which reaches this through a `Weak` and ends when it drops.
-    supervisor: Mutex<Option<TaskOwner>>,
+    supervisor: OwnerSlot,
 }
 
 /// A connection a command found unusable.
@@ -259,36 +255,9 @@ pub struct AzureRedis {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for AzureRedis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureRedis")
-            .field("endpoint", &self.inner.connector.endpoint.to_string())
-            .field("status", &self.status())
-            .finish()
-    }
-}
+handle::handle_surface!(AzureRedis, Single);
 
 impl AzureRedis {
-    /// A builder, for what the configuration cannot say.
-    pub fn builder(endpoint: Endpoint, auth: Auth) -> Builder {
-        Builder::new(endpoint, auth)
-    }
-
-    /// A builder from a derived configuration.
-    pub fn builder_from(config: &impl AzureRedisConfig) -> Result<Builder, ConfigError> {
-        Builder::from_config(config)
-    }
-
-    /// Connects with a derived configuration and the builder's defaults.
-    pub async fn connect(config: &impl AzureRedisConfig) -> Result<AzureRedis, ConnectError> {
-        Self::builder_from(config)?.connect().await
-    }
-
-    /// The token provider (for its events and status).
-    pub fn token_provider(&self) -> &TokenProvider {
-        &self.inner.provider
-    }
-
     /// A snapshot of the connection and token state.
     pub fn status(&self) -> ConnectionStatus {
         let c = &self.inner.counters;
@@ -302,41 +271,8 @@ impl AzureRedis {
         }
     }
 
-    pub(crate) fn health_cache(&self) -> &HealthCache {
-        &self.inner.health
-    }
-
-    /// Subscribes to a channel; messages arrive on the builder's
-    /// [`push_sender`](handle::Builder::push_sender) (RESP3). The subscription is restored on
-    /// every new connection; messages published while no connection is open are lost, as with
-    /// any Redis pub/sub client.
-    pub async fn subscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Channel, channel.into(), true).await
-    }
-
-    /// Unsubscribes from a channel.
-    pub async fn unsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Channel, channel.into(), false).await
-    }
-
-    /// Subscribes to a pattern (`PSUBSCRIBE`); see [`subscribe`](Self::subscribe).
-    pub async fn psubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Pattern, pattern.into(), true).await
-    }
-
-    /// Unsubscribes from a pattern.
-    pub async fn punsubscribe(&self, pattern: impl Into<String>) -> RedisResult<()> {
-        self.pubsub(Topic::Pattern, pattern.into(), false).await
-    }
-
-    async fn pubsub(&self, topic: Topic, name: String, add: bool) -> RedisResult<()> {
-        let mut live = self.live().await?;
-        let subs = &self.inner.subscriptions;
-        if add {
-            subs.add(&mut live.conn, topic, name).await
-        } else {
-            subs.remove(&mut live.conn, topic, name).await
-        }
+    async fn pubsub_connection(&self) -> RedisResult<MultiplexedConnection> {
+        Ok(self.live().await?.conn)
     }
 
     async fn live(&self) -> RedisResult<Live> {
@@ -352,15 +288,30 @@ impl AzureRedis {
         }
     }
 
-    /// Tells the supervisor when `error` shows the connection `live` unusable: closed, or
+    /// Runs `request` on the connection in use (waiting for one while it is re-established),
+    /// and reports the connection if the request shows it unusable.
+    async fn request<T, R>(
+        &self,
+        request: impl FnOnce(MultiplexedConnection) -> R,
+    ) -> RedisResult<T>
+    where
+        R: Future<Output = RedisResult<T>>,
+    {
+        let live = self.live().await?;
+        let id = live.id;
+        let result = request(live.conn).await;
+        if let Err(error) = &result {
+            self.note_failure(id, error);
+        }
+        result
+    }
+
+    /// Tells the supervisor when `error` shows the connection `id` unusable: closed, or
     /// without a reply within the response timeout.
-    fn note_failure(&self, live: &Live, error: &RedisError) {
+    fn note_failure(&self, id: u64, error: &RedisError) {
         let unresponsive = error.is_timeout();
         if unresponsive || error.is_connection_dropped() || error.is_unrecoverable_error() {
-            let _ = self.inner.broken.send(Broken {
-                id: live.id,
-                unresponsive,
-            });
+            let _ = self.inner.broken.send(Broken { id, unresponsive });
         }
     }
 }
@@ -375,15 +326,8 @@ fn not_connected() -> RedisError {
 
 impl ConnectionLike for AzureRedis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        async move {
-            let mut live = self.live().await?;
-            let result = live.conn.req_packed_command(cmd).await;
-            if let Err(error) = &result {
-                self.note_failure(&live, error);
-            }
-            result
-        }
-        .boxed()
+        self.request(move |mut conn| async move { conn.req_packed_command(cmd).await })
+            .boxed()
     }
 
     fn req_packed_commands<'a>(
@@ -392,14 +336,9 @@ impl ConnectionLike for AzureRedis {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        async move {
-            let mut live = self.live().await?;
-            let result = live.conn.req_packed_commands(pipeline, offset, count).await;
-            if let Err(error) = &result {
-                self.note_failure(&live, error);
-            }
-            result
-        }
+        self.request(move |mut conn| async move {
+            conn.req_packed_commands(pipeline, offset, count).await
+        })
         .boxed()
     }
 

@@ -10,10 +10,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::PushKind;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::{Broken, Inner, Live, Pushes};
-use crate::handle::{self, Attempt, RECONNECT_BACKOFF};
+use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
 use crate::token::Credentials;
 
@@ -26,7 +26,7 @@ pub(super) fn start(
 ) -> TaskOwner {
     let supervisor = Supervisor {
         inner: Arc::downgrade(inner),
-        tokens: inner.provider.subscribe(),
+        tokens: TokenWatch::new(&inner.provider),
         pushes,
         broken,
         keepalive: handle::keepalive_ticks(keepalive),
@@ -37,7 +37,7 @@ pub(super) fn start(
 
 struct Supervisor {
     inner: Weak<Inner>,
-    tokens: watch::Receiver<Arc<Credentials>>,
+    tokens: TokenWatch,
     pushes: Pushes,
     broken: mpsc::UnboundedReceiver<Broken>,
     keepalive: Option<tokio::time::Interval>,
@@ -51,7 +51,6 @@ enum Event {
     Closed,
     Broken(Broken),
     Tick,
-    Gone,
 }
 
 impl Supervisor {
@@ -68,14 +67,12 @@ impl Supervisor {
                 }
                 continue;
             };
-            let event = self.next_event().await;
-            let Some(inner) = self.inner.upgrade() else {
+            let Some((inner, event)) = self.next_event().await else {
                 return;
             };
             match event {
-                Event::Gone => return,
                 Event::Token => {
-                    let credentials = Arc::clone(&self.tokens.borrow_and_update());
+                    let credentials = self.tokens.latest();
                     if credentials.generation <= live.auth_generation {
                         continue;
                     }
@@ -116,7 +113,8 @@ impl Supervisor {
         }
     }
 
-    async fn next_event(&mut self) -> Event {
+    /// The next event, with the state to act on it; `None` once the handle is gone.
+    async fn next_event(&mut self) -> Option<(Arc<Inner>, Event)> {
         let pushes = &mut self.pushes;
         let push = async {
             match pushes.as_mut() {
@@ -124,21 +122,16 @@ impl Supervisor {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            changed = self.tokens.changed() => match changed {
-                Ok(()) => Event::Token,
-                Err(_) => Event::Gone,
-            },
+        let event = tokio::select! {
+            changed = self.tokens.changed() => changed.then_some(Event::Token)?,
             push = push => match push {
                 Some(push) if push.kind != PushKind::Disconnection => Event::Push(push),
                 _ => Event::Closed,
             },
-            broken = self.broken.recv() => match broken {
-                Some(broken) => Event::Broken(broken),
-                None => Event::Gone,
-            },
+            broken = self.broken.recv() => Event::Broken(broken?),
             () = handle::next_tick(&mut self.keepalive) => Event::Tick,
-        }
+        };
+        Some((self.inner.upgrade()?, event))
     }
 
     /// Opens a new connection with the current credentials, retrying with
@@ -149,23 +142,10 @@ impl Supervisor {
         let id = self.next_id;
         self.next_id += 1;
         let mut failures = 0u32;
-        let mut waiting_logged = false;
         loop {
-            let credentials = Arc::clone(&self.tokens.borrow_and_update());
-            if handle::expired(&credentials) {
-                if !waiting_logged {
-                    tracing::warn!(
-                        connection = id,
-                        generation = credentials.generation,
-                        "the token has expired; reconnecting when the next one arrives"
-                    );
-                    waiting_logged = true;
-                }
-                if self.tokens.changed().await.is_err() {
-                    return false;
-                }
-                continue;
-            }
+            let Some(credentials) = self.tokens.unexpired("connection").await else {
+                return false;
+            };
             let Some(inner) = self.inner.upgrade() else {
                 return false;
             };
@@ -188,12 +168,8 @@ impl Supervisor {
                 Err(error) => {
                     drop(inner);
                     failures += 1;
-                    let wait = RECONNECT_BACKOFF.delay(failures);
-                    tracing::warn!(connection = id, error = %error, retry_in_ms = wait.as_millis() as u64, "reconnect failed");
-                    // A new token (after an identity outage, say) is worth trying at once.
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        changed = self.tokens.changed() => if changed.is_err() { return false },
+                    if !self.tokens.back_off(failures, "connection", &error).await {
+                        return false;
                     }
                 }
             }

@@ -22,6 +22,8 @@ mod backoff;
 mod builder;
 mod connector;
 mod subscriptions;
+mod surface;
+mod tokens;
 
 pub(crate) use auth::{Attempt, auth_cmd, retry_auth};
 pub use auth::{REAUTH_ATTEMPTS, REAUTH_RETRY_STEP};
@@ -32,6 +34,8 @@ pub use builder::{
 };
 pub(crate) use connector::{client, connection_config, connection_info, protocol, tls_roots};
 pub(crate) use subscriptions::{Subscriptions, Topic};
+pub(crate) use surface::handle_surface;
+pub(crate) use tokens::TokenWatch;
 
 /// Keepalive ticks every `period`, the first one `period` from now; none without a period.
 pub(crate) fn keepalive_ticks(

@@ -110,6 +110,21 @@ impl Subscriptions {
         conn.remove(topic, &name).await
     }
 
+    /// [`add`](Self::add) when `add`, else [`remove`](Self::remove).
+    pub(crate) async fn apply(
+        &self,
+        conn: &mut impl PubSub,
+        topic: Topic,
+        name: String,
+        add: bool,
+    ) -> RedisResult<()> {
+        if add {
+            self.add(conn, topic, name).await
+        } else {
+            self.remove(conn, topic, name).await
+        }
+    }
+
     /// Whether there are any.
     pub(crate) fn is_empty(&self) -> bool {
         self.set().is_empty()
