@@ -3,6 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use secrecy::ExposeSecret as _;
+
+use crate::Emulator;
+
 /// An auth type of Service Connector for Azure Cache for Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -81,6 +85,83 @@ impl FromStr for AuthKind {
             .into_iter()
             .find(|k| k.as_str() == alias)
             .ok_or_else(|| UnknownAuthKind(s.to_string()))
+    }
+}
+
+impl Emulator {
+    /// The environment Service Connector would inject for `kind`, pointed at this emulator,
+    /// plus what azure_identity needs to reach it. Identity-based kinds use the identities
+    /// registered at start ([`Emulator::default_user_identity`] and friends).
+    ///
+    /// Every kind gets `AZURE_REDIS_HOST=localhost` (or a connection string naming
+    /// `localhost`), the gate's TLS port (`AZURE_REDIS_PORT`, since it is not Azure's 6380) and
+    /// `SSL_CERT_FILE` naming the emulator's CA.
+    pub fn env_for(&self, kind: AuthKind) -> Vec<(String, String)> {
+        let port = self.tls_addr().port().to_string();
+        let ca = self.ca_file().display().to_string();
+        let authority = self.token_endpoint_authority();
+        let key = self.access_key();
+        let key = key.expose_secret();
+        let mut v: Vec<(&str, String)> = Vec::new();
+        let host_port = |v: &mut Vec<(&str, String)>| {
+            v.push(("AZURE_REDIS_HOST", "localhost".to_string()));
+            v.push(("AZURE_REDIS_PORT", port.clone()));
+        };
+        match kind {
+            AuthKind::SystemIdentity | AuthKind::UserIdentity => {
+                host_port(&mut v);
+                if kind == AuthKind::UserIdentity {
+                    v.push((
+                        "AZURE_REDIS_CLIENTID",
+                        self.default_user_identity().client_id.clone(),
+                    ));
+                }
+                v.push(("IDENTITY_ENDPOINT", self.identity_endpoint()));
+                v.push((
+                    "IDENTITY_HEADER",
+                    self.identity_header().expose_secret().to_string(),
+                ));
+            }
+            AuthKind::ServicePrincipal => {
+                let (sp, sp_secret) = self.default_service_principal();
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_CLIENTID", sp.client_id.clone()));
+                v.push((
+                    "AZURE_REDIS_CLIENTSECRET",
+                    sp_secret.expose_secret().to_string(),
+                ));
+                v.push(("AZURE_REDIS_TENANTID", sp.tenant_id.clone()));
+                v.push(("AZURE_AUTHORITY_HOST", authority));
+            }
+            AuthKind::WorkloadIdentity => {
+                let wi = self.default_workload_identity();
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_CLIENTID", wi.client_id.clone()));
+                v.push(("AZURE_CLIENT_ID", wi.client_id.clone()));
+                v.push(("AZURE_TENANT_ID", wi.tenant_id.clone()));
+                v.push((
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    wi.token_file.display().to_string(),
+                ));
+                v.push(("AZURE_AUTHORITY_HOST", authority));
+            }
+            AuthKind::AccessKey => {
+                host_port(&mut v);
+                v.push(("AZURE_REDIS_DATABASE", "0".to_string()));
+                v.push(("AZURE_REDIS_PASSWORD", key.to_string()));
+                v.push(("AZURE_REDIS_SSL", "true".to_string()));
+            }
+            AuthKind::ConnectionStringStackExchange => v.push((
+                "AZURE_REDIS_CONNECTIONSTRING",
+                format!("localhost:{port},password={key},ssl=True,defaultDatabase=0"),
+            )),
+            AuthKind::ConnectionStringUrl => v.push((
+                "AZURE_REDIS_CONNECTIONSTRING",
+                format!("rediss://:{key}@localhost:{port}/0"),
+            )),
+        }
+        v.push(("SSL_CERT_FILE", ca));
+        v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 

@@ -21,7 +21,7 @@ pub struct ClusterEmulatorBuilder {
 
 impl ClusterEmulatorBuilder {
     /// Settings of the identity endpoints and gates (token lifetime, access key, redis-server
-    /// binary, ...), as for a single-node [`Emulator`].
+    /// binary, ...), as for a single-node [`Emulator`](crate::Emulator).
     pub fn emulator(mut self, base: EmulatorBuilder) -> Self {
         self.base = base;
         self

@@ -1,0 +1,189 @@
+//! The single-node emulator's public handle: its addresses, its CA, faults, counters and
+//! shutdown.
+//!
+//! The rest of it is split by concern: `builder` (settings), `start` (bringing every server
+//! up), `identities` (who may get tokens and the secrets they present), `tokens` (tokens minted
+//! on request, valid or deliberately flawed); the environment for each Service Connector auth
+//! type is in [`crate::env`].
+
+mod builder;
+mod identities;
+mod start;
+mod tokens;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::EmulatorError;
+use crate::faults::{Counters, Faults};
+use crate::http;
+use crate::shared::Shared;
+
+pub use builder::{DEFAULT_MAX_BULK_LEN, DEFAULT_TOKEN_LIFETIME, EmulatorBuilder};
+use identities::DefaultIdentities;
+pub use tokens::{MintedToken, TokenFlaw};
+
+/// A running emulator. Dropping it stops every task and kills the child redis-server;
+/// [`Emulator::shutdown`] does the same and waits for it.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+    tls_addr: SocketAddr,
+    plain_addr: Option<SocketAddr>,
+    mi_addr: SocketAddr,
+    entra_addr: SocketAddr,
+    ca_pem: String,
+    ca_file: PathBuf,
+    defaults: DefaultIdentities,
+    dir: Option<tempfile::TempDir>,
+    gate_tls: TlsAcceptor,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("tls_addr", &self.tls_addr)
+            .field("plain_addr", &self.plain_addr)
+            .field("redis_addr", &self.redis_addr())
+            .field("identity_endpoint", &self.identity_endpoint())
+            .field("authority", &self.shared.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A builder with default settings.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// Starts an emulator with default settings.
+    pub async fn start() -> Result<Self, EmulatorError> {
+        EmulatorBuilder::default().start().await
+    }
+
+    /// The state the emulator's servers share (for the cluster's node gates).
+    pub(crate) fn shared_state(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The gate's TLS acceptor (certificate for `localhost` and `127.0.0.1`).
+    pub(crate) fn gate_acceptor(&self) -> TlsAcceptor {
+        self.gate_tls.clone()
+    }
+
+    /// Address of the gate's TLS listener (certificate for `localhost` and `127.0.0.1`).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+
+    /// Address of the gate's plain listener, when enabled.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain_addr
+    }
+
+    /// Address of the child redis-server itself (behind the gate; it requires
+    /// [`Emulator::redis_password`]).
+    pub fn redis_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.shared.redis_config.port))
+    }
+
+    /// The internal password of the child redis-server, for direct access that bypasses the
+    /// gate (benchmarks, inspection).
+    pub fn redis_password(&self) -> &SecretString {
+        &self.shared.internal_password
+    }
+
+    /// PEM of the emulator's CA certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Path of a PEM file holding the CA certificate (in a temporary directory the emulator
+    /// owns; removed when it stops). Suitable for `SSL_CERT_FILE`.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// The managed identity endpoint (`IDENTITY_ENDPOINT`), `http://127.0.0.1:PORT/msi/token`.
+    pub fn identity_endpoint(&self) -> String {
+        format!("http://{}{}", self.mi_addr, http::MI_PATH)
+    }
+
+    /// The secret the managed identity endpoint expects in `x-identity-header`
+    /// (`IDENTITY_HEADER`).
+    pub fn identity_header(&self) -> &SecretString {
+        &self.shared.identity_header
+    }
+
+    /// The Entra ID authority host (`AZURE_AUTHORITY_HOST`), `https://localhost:PORT`.
+    pub fn token_endpoint_authority(&self) -> String {
+        self.shared.authority.clone()
+    }
+
+    /// Address of the token endpoint's listener.
+    pub fn token_endpoint_addr(&self) -> SocketAddr {
+        self.entra_addr
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops every server and task, kills redis-server and removes the temporary directory,
+    /// waiting for all of it.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let joined = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tasks.abort_all();
+        }
+        if let Some(mut server) = self.shared.take_redis() {
+            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+        tracing::info!("emulator stopped");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.tasks.abort_all();
+        if let Some(mut server) = self.shared.take_redis() {
+            server.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Emulator>();
+        check::<super::Faults>();
+        check::<super::MintedToken>();
+        check::<super::EmulatorBuilder>();
+    }
+}
