@@ -11,7 +11,9 @@ use azure_redis_emulator::AuthKind;
 
 mod common;
 
-use common::{AnyCache as Cache, builder, connect, emulator, fast_policy};
+use common::{
+    AnyCache as Cache, bounded, builder, connect, drive, emulator, fast_policy, until_expiry,
+};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -25,7 +27,7 @@ async fn client_id(redis: &mut AzureRedis) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_stays_authenticated_through_many_refreshes_under_load() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
         let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
         let first_id = client_id(&mut redis).await;
@@ -94,13 +96,12 @@ async fn one_connection_stays_authenticated_through_many_refreshes_under_load() 
         );
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_keys_connect_in_every_syntax() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(60)).await;
         for kind in [
             AuthKind::AccessKey,
@@ -116,8 +117,7 @@ async fn access_keys_connect_in_every_syntax() {
         }
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -132,7 +132,7 @@ async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reauth_is_retried_then_the_connection_replaced() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         // Long enough that three refused re-AUTHs and a reconnect fit before expiry.
         let emu = emulator(Duration::from_secs(4)).await;
         let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
@@ -150,13 +150,12 @@ async fn a_refused_reauth_is_retried_then_the_connection_replaced() {
         assert_eq!(emu.counters().closed_at_expiry, 0);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_replaced_with_the_current_token() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(3)).await;
         let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
         let first_id = client_id(&mut redis).await;
@@ -179,13 +178,12 @@ async fn dropped_connections_are_replaced_with_the_current_token() {
             .expect("SET after reconnect");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_handles_stay_connected_with_keepalive_and_reconnect_without() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         // Azure closes a connection idle for 10 minutes; this gate after 1.5 s.
         let emu = azure_redis_emulator::Emulator::builder()
             .token_lifetime(Duration::from_secs(60))
@@ -221,50 +219,21 @@ async fn idle_handles_stay_connected_with_keepalive_and_reconnect_without() {
         assert_ne!(client_id(&mut unkept).await, unkept_id);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
-}
-
-/// The outcome of one command issued by [`drive`].
-struct Outcome {
-    at: tokio::time::Instant,
-    ok: bool,
-}
-
-/// Issues `INCR` every 50 ms for `duration`, recording when each succeeded or failed.
-async fn drive(mut redis: AzureRedis, key: &'static str, duration: Duration) -> Vec<Outcome> {
-    let deadline = tokio::time::Instant::now() + duration;
-    let mut outcomes = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        let ok = redis.incr::<_, _, i64>(key, 1).await.is_ok();
-        outcomes.push(Outcome {
-            at: tokio::time::Instant::now(),
-            ok,
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    outcomes
-}
-
-/// How long from now until the handle's token expires.
-fn until_expiry(redis: &AzureRedis) -> Duration {
-    let expires_at = redis.status().token.expires_at.expect("an Entra ID token");
-    expires_at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_outage_over_the_refresh_point_costs_nothing() {
     use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(10)).await;
         let redis = connect(&emu, AuthKind::ServicePrincipal).await;
         let mut events = redis.token_provider().events();
-        let expiry = until_expiry(&redis);
+        let expiry = until_expiry(&redis.status().token);
         let load = tokio::spawn(drive(
             redis.clone(),
             "outage:short",
+            1,
             expiry + Duration::from_secs(2),
         ));
         // Down from well before the refresh point (75 %) until shortly before expiry.
@@ -272,10 +241,10 @@ async fn an_identity_outage_over_the_refresh_point_costs_nothing() {
         emu.faults().identity_outage(
             IdentityEndpoint::All,
             IdentityFault::Http500,
-            Some(until_expiry(&redis).saturating_sub(Duration::from_millis(1500))),
+            Some(until_expiry(&redis.status().token).saturating_sub(Duration::from_millis(1500))),
         );
         let outcomes = load.await.expect("load");
-        let failed = outcomes.iter().filter(|o| !o.ok).count();
+        let failed = outcomes.iter().filter(|o| !o.ok()).count();
         assert_eq!(failed, 0, "failed commands out of {}", outcomes.len());
         assert_eq!(emu.counters().closed_at_expiry, 0);
         let status = redis.status();
@@ -290,25 +259,25 @@ async fn an_identity_outage_over_the_refresh_point_costs_nothing() {
         assert!(refresh_failures >= 1, "the outage did not hit a refresh");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_identity_outage_past_expiry_the_handle_recovers_by_itself() {
     use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(6)).await;
         let redis = connect(&emu, AuthKind::ServicePrincipal).await;
         // Down from before the first refresh until two seconds past expiry.
         tokio::time::sleep(Duration::from_millis(500)).await;
         emu.faults()
             .identity_outage(IdentityEndpoint::All, IdentityFault::Http500, None);
-        let expires = tokio::time::Instant::now() + until_expiry(&redis);
+        let expires = tokio::time::Instant::now() + until_expiry(&redis.status().token);
         let load = tokio::spawn(drive(
             redis.clone(),
             "outage:long",
-            until_expiry(&redis) + Duration::from_secs(7),
+            1,
+            until_expiry(&redis.status().token) + Duration::from_secs(7),
         ));
         tokio::time::sleep_until(expires + Duration::from_secs(2)).await;
         emu.faults().clear_identity_outage(IdentityEndpoint::All);
@@ -317,41 +286,43 @@ async fn after_an_identity_outage_past_expiry_the_handle_recovers_by_itself() {
 
         let before_expiry: Vec<_> = outcomes
             .iter()
-            .filter(|o| o.at + Duration::from_millis(250) < expires)
+            .filter(|o| o.ended + Duration::from_millis(250) < expires)
             .collect();
         assert!(before_expiry.len() > 20);
         assert!(
-            before_expiry.iter().all(|o| o.ok),
+            before_expiry.iter().all(|o| o.ok()),
             "a command failed before expiry"
         );
         // Azure closes the connection whose token expired; so does the gate.
         assert!(emu.counters().closed_at_expiry >= 1);
         let recovered = outcomes
             .iter()
-            .find(|o| o.at > back && o.ok)
+            .find(|o| o.ended > back && o.ok())
             .expect("commands succeed again after the endpoint is back");
-        let recovery = recovered.at - back;
+        let recovery = recovered.ended - back;
         println!("recovered {recovery:?} after the identity endpoint came back");
         assert!(
             recovery < Duration::from_secs(5),
             "recovery took {recovery:?}"
         );
-        let after: Vec<_> = outcomes.iter().filter(|o| o.at > recovered.at).collect();
+        let after: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.ended > recovered.ended)
+            .collect();
         assert!(
-            after.len() > 10 && after.iter().all(|o| o.ok),
+            after.len() > 10 && after.iter().all(|o| o.ok()),
             "failures after recovery"
         );
         let status = redis.status();
         assert!(status.is_healthy(), "{status:?}");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_server_restart_is_survived() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(60)).await;
         let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
         let () = redis.set("before-restart", 1).await.expect("SET");
@@ -368,13 +339,12 @@ async fn a_redis_server_restart_is_survived() {
         assert_eq!(value, 2);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
         let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal)).expect("config");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -412,8 +382,7 @@ async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
         assert_eq!(emu.counters().closed_at_expiry, 0);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]

@@ -6,64 +6,18 @@
 
 use std::time::Duration;
 
+use azure_redis_connect::ExposeSecret;
 use azure_redis_connect::health::HealthReport;
-use azure_redis_connect::redis::{self, AsyncCommands};
+use azure_redis_connect::redis;
 use azure_redis_connect::token::RefreshPolicy;
-use azure_redis_connect::{AzureRedis, ExposeSecret};
 use azure_redis_emulator::{AuthKind, Emulator, IdentityEndpoint, IdentityFault};
 use tokio::time::Instant;
 
 mod common;
 
-use common::{builder, emulator};
+use common::{bounded, builder, drive, emulator, recovery_after, until_expiry};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
-
-/// One command issued by [`drive`].
-#[derive(Debug)]
-struct Outcome {
-    started: Instant,
-    ended: Instant,
-    error: Option<redis::RedisError>,
-}
-
-/// Issues `INCR key` every 50 ms from `tasks` tasks for `duration`.
-async fn drive(redis: &AzureRedis, key: &str, tasks: usize, duration: Duration) -> Vec<Outcome> {
-    let deadline = Instant::now() + duration;
-    let workers: Vec<_> = (0..tasks)
-        .map(|_| {
-            let mut redis = redis.clone();
-            let key = key.to_owned();
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                while Instant::now() < deadline {
-                    let started = Instant::now();
-                    let result: redis::RedisResult<i64> = redis.incr(&key, 1).await;
-                    outcomes.push(Outcome {
-                        started,
-                        ended: Instant::now(),
-                        error: result.err(),
-                    });
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                outcomes
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await.expect("driver task"));
-    }
-    all.sort_by_key(|o| o.started);
-    all
-}
-
-fn until_expiry(redis: &AzureRedis) -> Duration {
-    let expires_at = redis.status().token.expires_at.expect("an Entra ID token");
-    expires_at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
-}
 
 /// An identity outage from before the refresh point until 5 s past expiry, with the default
 /// policy on 40-second tokens: the token requests after expiry come about every second, no
@@ -71,7 +25,7 @@ fn until_expiry(redis: &AzureRedis) -> Duration {
 /// the endpoint's return.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_default_policy() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(40)).await;
         let redis = builder(&emu, AuthKind::ServicePrincipal)
             .refresh_policy(RefreshPolicy::default())
@@ -81,12 +35,12 @@ async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_defaul
         tokio::time::sleep(Duration::from_secs(2)).await;
         emu.faults()
             .identity_outage(IdentityEndpoint::All, IdentityFault::Http500, None);
-        let expiry = Instant::now() + until_expiry(&redis);
+        let expiry = Instant::now() + until_expiry(&redis.status().token);
         let back_at = expiry + Duration::from_secs(5);
         let load = {
             let redis = redis.clone();
             let run_for = back_at + Duration::from_secs(6) - Instant::now();
-            tokio::spawn(async move { drive(&redis, "timing:outage", 2, run_for).await })
+            tokio::spawn(async move { drive(redis, "timing:outage", 2, run_for).await })
         };
 
         // Once the gate has closed the expired connection (at the token's `exp`, up to a second
@@ -152,8 +106,7 @@ async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_defaul
         assert!(redis.status().is_healthy(), "{:?}", redis.status());
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 /// Existing connections go half-open (the peer vanished: nothing answered, no FIN) while new
@@ -162,7 +115,7 @@ async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_defaul
 /// within 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_costs_one_response_timeout_with_default_settings() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(300)).await;
         let redis = builder(&emu, AuthKind::ServicePrincipal)
             .refresh_policy(RefreshPolicy::default())
@@ -172,7 +125,7 @@ async fn a_vanished_peer_costs_one_response_timeout_with_default_settings() {
         let load = {
             let redis = redis.clone();
             tokio::spawn(async move {
-                drive(&redis, "timing:half-open", 4, Duration::from_secs(16)).await
+                drive(redis, "timing:half-open", 4, Duration::from_secs(16)).await
             })
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -200,11 +153,7 @@ async fn a_vanished_peer_costs_one_response_timeout_with_default_settings() {
                 "failed before the fault: {error}"
             );
         }
-        let recovered = outcomes
-            .iter()
-            .find(|o| o.started > vanished && o.error.is_none())
-            .expect("commands succeed again");
-        let recovery = recovered.ended - vanished;
+        let recovery = recovery_after(&outcomes, vanished);
         println!(
             "{} commands failed; commands succeed again {recovery:?} after the peer vanished",
             failed.len()
@@ -213,20 +162,12 @@ async fn a_vanished_peer_costs_one_response_timeout_with_default_settings() {
             recovery < Duration::from_secs(10),
             "recovery took {recovery:?}"
         );
-        assert!(
-            outcomes
-                .iter()
-                .filter(|o| o.started > recovered.ended)
-                .all(|o| o.error.is_none()),
-            "failures after recovery"
-        );
         let status = redis.status();
         assert!(status.unresponsive_replaced >= 1, "{status:?}");
         assert_eq!(emu.counters().half_opened, 1, "{:?}", emu.counters());
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 /// `PING`s that reached redis-server, read from its own `INFO commandstats`.
@@ -256,7 +197,7 @@ async fn pings(emu: &Emulator) -> u64 {
 /// during a stall every caller waits for the same `PING`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_cost_one_ping_whatever_their_number() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(300)).await;
         let redis = builder(&emu, AuthKind::ServicePrincipal)
             .health_cache(Duration::from_secs(30))
@@ -319,15 +260,14 @@ async fn health_checks_cost_one_ping_whatever_their_number() {
         drop(uncached);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 /// The refresh task and the supervisor end with the last handle: nothing asks the identity
 /// endpoint any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_handle_stops_its_tasks() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
         let redis = builder(&emu, AuthKind::ServicePrincipal)
             .keepalive(Some(Duration::from_millis(100)))
@@ -354,6 +294,5 @@ async fn dropping_the_last_handle_stops_its_tasks() {
         assert_eq!(later.connections_open, 0, "{later:?}");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }

@@ -1,16 +1,20 @@
 //! What the integration test binaries share: an application's configuration that accepts any
-//! Service Connector auth type, and the emulator set up for tests.
+//! Service Connector auth type, the emulator set up for tests, a bound on each test's time, and
+//! a load of commands whose outcomes the tests examine.
 
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use azure_redis_connect::conn::Builder;
-use azure_redis_connect::token::RefreshPolicy;
+use azure_redis_connect::redis::{self, AsyncCommands, aio::ConnectionLike};
+use azure_redis_connect::token::{RefreshPolicy, TokenStatus};
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString};
 use azure_redis_emulator::{AuthKind, Emulator};
+use tokio::time::Instant;
 
 /// Any auth type Service Connector injects; the variables that are set decide.
 #[derive(AzureRedisConfig, Debug)]
@@ -86,3 +90,91 @@ pub const CLEARED: &[&str] = &[
     "AZURE_REDIS_PASSWORD",
     "AZURE_REDIS_CONNECTIONSTRING",
 ];
+
+/// Runs `test`, failing it if it has not finished within `limit` (so that no test hangs CI).
+pub async fn bounded<T>(limit: Duration, test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, test)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// How long from now until the token `status` describes expires.
+pub fn until_expiry(status: &TokenStatus) -> Duration {
+    let expires_at = status.expires_at.expect("an Entra ID token");
+    expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+}
+
+/// One command issued by [`drive`].
+#[derive(Debug)]
+pub struct Outcome {
+    pub started: Instant,
+    pub ended: Instant,
+    pub error: Option<redis::RedisError>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Issues `INCR key` every 50 ms from each of `tasks` tasks for `duration`, on clones of
+/// `conn`; the outcomes sorted by start.
+pub async fn drive<C>(
+    conn: C,
+    key: impl Into<String>,
+    tasks: usize,
+    duration: Duration,
+) -> Vec<Outcome>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let key: String = key.into();
+    let deadline = Instant::now() + duration;
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let mut conn = conn.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let result: redis::RedisResult<i64> = conn.incr(&key, 1).await;
+                    outcomes.push(Outcome {
+                        started,
+                        ended: Instant::now(),
+                        error: result.err(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.expect("driver task"));
+    }
+    all.sort_by_key(|o| o.started);
+    all
+}
+
+/// The first command started after `since` that succeeded, and how long after `since` it
+/// ended; every command started after it must succeed too.
+pub fn recovery_after(outcomes: &[Outcome], since: Instant) -> Duration {
+    let recovered = outcomes
+        .iter()
+        .find(|o| o.started > since && o.ok())
+        .expect("commands succeed again");
+    let failures_after: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.started > recovered.ended && !o.ok())
+        .collect();
+    assert!(
+        failures_after.is_empty(),
+        "failures after recovery: {failures_after:?}"
+    );
+    recovered.ended - since
+}
