@@ -101,7 +101,7 @@ pub fn expand(config: &Config) -> TokenStream {
             quote_spanned!(span=> __reader.parse::<#inner>(#index))
         };
         let value = if field.optional {
-            quote!(#raw)
+            quote!(__reader.optional(#raw))
         } else if field.default.is_some() {
             match typed_default(field) {
                 Some(default) => quote!(__reader.or_default(#raw, #default)),

@@ -40,7 +40,7 @@ pub use error::{ConfigError, Problem};
 pub use vars::{VarSource, Variable};
 
 #[doc(hidden)]
-pub use vars::{Reader, RoleValue};
+pub use vars::{Read, Reader, RoleValue};
 
 use endpoint::split_host_port;
 

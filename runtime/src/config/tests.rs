@@ -17,7 +17,9 @@ struct Case {
     syntax: Syntax,
 }
 
-fn ok(input: impl Into<String>, host: &'static str, port: u16, tls: bool, database: i64) -> Case {
+/// A case `input` parses into: the endpoint comes from [`Case::tls`] or [`Case::plain`], the
+/// database is 0 unless [`Case::database`] says otherwise, the password is [`KEY`].
+fn ok(input: impl Into<String>) -> Case {
     let input = input.into();
     let syntax = if input.contains("://") {
         Syntax::Url
@@ -26,13 +28,40 @@ fn ok(input: impl Into<String>, host: &'static str, port: u16, tls: bool, databa
     };
     Case {
         input,
-        host,
-        port,
-        tls,
-        database,
+        host: "",
+        port: 0,
+        tls: false,
+        database: 0,
         username: None,
         password: Some(KEY),
         syntax,
+    }
+}
+
+impl Case {
+    /// Expects TLS to `host:port`.
+    fn tls(self, host: &'static str, port: u16) -> Case {
+        Case {
+            host,
+            port,
+            tls: true,
+            ..self
+        }
+    }
+
+    /// Expects plaintext to `host:port`.
+    fn plain(self, host: &'static str, port: u16) -> Case {
+        Case {
+            host,
+            port,
+            tls: false,
+            ..self
+        }
+    }
+
+    /// Expects database `database`.
+    fn database(self, database: i64) -> Case {
+        Case { database, ..self }
     }
 }
 
@@ -43,147 +72,46 @@ fn parses_service_connector_connection_strings() {
     let cases = [
         // Service Connector, client type .NET (StackExchange.Redis).
         ok(
-            format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=0"),
-            acr,
-            6380,
-            true,
-            0,
-        ),
-        ok(
-            format!("{acr}:6380,password={KEY},ssl=True,abortConnect=False"),
-            acr,
-            6380,
-            true,
-            0,
-        ),
-        ok(
-            format!(
+            format!("{acr}:6380,password={KEY},ssl=True,defaultDatabase=0")).tls(acr, 6380),
+        ok(format!("{acr}:6380,password={KEY},ssl=True,abortConnect=False")).tls(acr, 6380),
+        ok(format!(
                 "{acr}:6380,password={KEY},ssl=True,defaultDatabase=3,abortConnect=False,connectTimeout=5000"
-            ),
-            acr,
-            6380,
-            true,
-            3,
-        ),
-        ok(
-            format!("{amr}:10000,password={KEY},ssl=True,defaultDatabase=0"),
-            amr,
-            10000,
-            true,
-            0,
-        ),
-        ok(
-            format!(" {acr}:6380 , password={KEY} , ssl=true "),
-            acr,
-            6380,
-            true,
-            0,
-        ),
-        ok(format!("{acr},password={KEY},ssl=True"), acr, 6380, true, 0),
-        ok(format!("{amr},password={KEY}"), amr, 10000, true, 0),
-        ok(
-            format!("localhost,password={KEY}"),
-            "localhost",
-            6379,
-            false,
-            0,
-        ),
-        ok(
-            format!("[::1]:7000,password={KEY},ssl=False"),
-            "::1",
-            7000,
-            false,
-            0,
-        ),
-        ok(
-            format!("password={KEY},{acr}:6380,SSL=TRUE"),
-            acr,
-            6380,
-            true,
-            0,
-        ),
+            )).tls(acr, 6380).database(3),
+        ok(format!("{amr}:10000,password={KEY},ssl=True,defaultDatabase=0")).tls(amr, 10000),
+        ok(format!(" {acr}:6380 , password={KEY} , ssl=true ")).tls(acr, 6380),
+        ok(format!("{acr},password={KEY},ssl=True")).tls(acr, 6380),
+        ok(format!("{amr},password={KEY}")).tls(amr, 10000),
+        ok(format!("localhost,password={KEY}")).plain("localhost", 6379),
+        ok(format!("[::1]:7000,password={KEY},ssl=False")).plain("::1", 7000),
+        ok(format!("password={KEY},{acr}:6380,SSL=TRUE")).tls(acr, 6380),
         // Service Connector, client types Java / Python / Go / Node.js (URL).
-        ok(format!("rediss://:{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
-        ok(
-            format!("rediss://:{KEY}@{amr}:10000/0"),
-            amr,
-            10000,
-            true,
-            0,
-        ),
-        ok(
-            format!("rediss://:{KEY}@{acr}:6380/15"),
-            acr,
-            6380,
-            true,
-            15,
-        ),
-        ok(format!("rediss://:{KEY}@{acr}"), acr, 6380, true, 0),
-        ok(format!("rediss://:{KEY}@{amr}/"), amr, 10000, true, 0),
-        ok(
-            format!("redis://:{KEY}@localhost"),
-            "localhost",
-            6379,
-            false,
-            0,
-        ),
-        ok(
-            format!("rediss://:{KEY}@[::1]:6380/1"),
-            "::1",
-            6380,
-            true,
-            1,
-        ),
-        ok(
-            format!("REDISS://:{KEY}@{acr}:6380/0?protocol=resp3"),
-            acr,
-            6380,
-            true,
-            0,
-        ),
+        ok(format!("rediss://:{KEY}@{acr}:6380/0")).tls(acr, 6380),
+        ok(format!("rediss://:{KEY}@{amr}:10000/0")).tls(amr, 10000),
+        ok(format!("rediss://:{KEY}@{acr}:6380/15")).tls(acr, 6380).database(15),
+        ok(format!("rediss://:{KEY}@{acr}")).tls(acr, 6380),
+        ok(format!("rediss://:{KEY}@{amr}/")).tls(amr, 10000),
+        ok(format!("redis://:{KEY}@localhost")).plain("localhost", 6379),
+        ok(format!("rediss://:{KEY}@[::1]:6380/1")).tls("::1", 6380).database(1),
+        ok(format!("REDISS://:{KEY}@{acr}:6380/0?protocol=resp3")).tls(acr, 6380),
         // A percent-encoded key decodes to the same key.
-        ok(
-            format!("rediss://:k3y%2Fwith%2Bslash%3Dand%3D%3D@{acr}:6380/0"),
-            acr,
-            6380,
-            true,
-            0,
-        ),
+        ok(format!("rediss://:k3y%2Fwith%2Bslash%3Dand%3D%3D@{acr}:6380/0")).tls(acr, 6380),
         // A user part without `:` is a password, never shown as a user name.
-        ok(format!("rediss://{KEY}@{acr}:6380/0"), acr, 6380, true, 0),
+        ok(format!("rediss://{KEY}@{acr}:6380/0")).tls(acr, 6380),
         Case {
             username: Some("app"),
-            ..ok(
-                format!("rediss://app:{KEY}@{acr}:6380/0"),
-                acr,
-                6380,
-                true,
-                0,
-            )
+            ..ok(format!("rediss://app:{KEY}@{acr}:6380/0")).tls(acr, 6380)
         },
         Case {
             username: Some("app"),
-            ..ok(
-                format!("{acr}:6380,user=app,password={KEY},ssl=True"),
-                acr,
-                6380,
-                true,
-                0,
-            )
+            ..ok(format!("{acr}:6380,user=app,password={KEY},ssl=True")).tls(acr, 6380)
         },
         Case {
             password: None,
-            ..ok(format!("{acr}:6380,ssl=True"), acr, 6380, true, 0)
+            ..ok(format!("{acr}:6380,ssl=True")).tls(acr, 6380)
         },
         Case {
             password: Some("abc=="),
-            ..ok(
-                format!("{acr}:6380,password=abc==,ssl=True"),
-                acr,
-                6380,
-                true,
-                0,
-            )
+            ..ok(format!("{acr}:6380,password=abc==,ssl=True")).tls(acr, 6380)
         },
     ];
     for case in cases {

@@ -110,6 +110,29 @@ impl fmt::Display for Variable {
     }
 }
 
+/// What reading one variable gave. Not part of the public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Read<T> {
+    /// The variable is not set.
+    Unset,
+    /// The variable's value.
+    Set(T),
+    /// The variable is set but unusable; the problem is recorded.
+    Invalid,
+}
+
+impl<T> Read<T> {
+    /// The value mapped by `f`.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Read<U> {
+        match self {
+            Read::Unset => Read::Unset,
+            Read::Set(value) => Read::Set(f(value)),
+            Read::Invalid => Read::Invalid,
+        }
+    }
+}
+
 /// Reads and parses each field's variable for the derived `from_var_source`, collecting every
 /// problem. Not part of the public API.
 #[doc(hidden)]
@@ -131,57 +154,70 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The variable's text: `Some(None)` when unset, `None` (a problem recorded) when not UTF-8.
-    fn text(&mut self, index: usize) -> Option<Option<String>> {
+    /// The variable's text; [`Read::Invalid`] (a problem recorded) when not UTF-8.
+    fn text(&mut self, index: usize) -> Read<String> {
         let var = &self.spec.variables[index];
         let Some(raw) = self.vars.get(var.env) else {
-            return Some(None);
+            return Read::Unset;
         };
         let Some(text) = raw.to_str() else {
             self.problems.push(Problem::NotUnicode { var: var.env });
-            return None;
+            return Read::Invalid;
         };
         let text = if var.secret { text } else { text.trim() };
         // Azure writes `True` / `False`; Rust's `bool` parses only lower case.
         if var.ty == "bool" {
-            return Some(Some(text.to_ascii_lowercase()));
+            return Read::Set(text.to_ascii_lowercase());
         }
-        Some(Some(text.to_owned()))
+        Read::Set(text.to_owned())
     }
 
-    /// Parses the variable with `FromStr`: `Some(None)` when unset, `None` on a problem.
-    pub fn parse<T>(&mut self, index: usize) -> Option<Option<T>>
+    /// Parses the variable with `FromStr`; [`Read::Invalid`] (a problem recorded) when it
+    /// does not parse.
+    pub fn parse<T>(&mut self, index: usize) -> Read<T>
     where
         T: FromStr,
         T::Err: fmt::Display,
     {
-        let text = self.text(index)?;
+        let text = match self.text(index) {
+            Read::Set(text) => text,
+            Read::Unset => return Read::Unset,
+            Read::Invalid => return Read::Invalid,
+        };
         let var = &self.spec.variables[index];
-        match text.map(|t| t.parse::<T>().map_err(|e| (t, e))) {
-            None => Some(None),
-            Some(Ok(value)) => Some(Some(value)),
-            Some(Err((text, error))) => {
+        match text.parse::<T>() {
+            Ok(value) => Read::Set(value),
+            Err(error) => {
                 self.problems.push(Problem::Invalid {
                     var: var.env,
                     expected: var.ty,
                     value: (!var.secret).then_some(text),
                     reason: error.to_string(),
                 });
-                None
+                Read::Invalid
             }
         }
     }
 
     /// Reads a secret: any type built `From<String>`, such as [`SecretString`](secrecy::SecretString).
-    pub fn secret<T: From<String>>(&mut self, index: usize) -> Option<Option<T>> {
-        self.text(index).map(|t| t.map(T::from))
+    pub fn secret<T: From<String>>(&mut self, index: usize) -> Read<T> {
+        self.text(index).map(T::from)
+    }
+
+    /// The value of an optional field: `Some(None)` when unset, `None` when unusable.
+    pub fn optional<T>(&mut self, value: Read<T>) -> Option<Option<T>> {
+        match value {
+            Read::Unset => Some(None),
+            Read::Set(value) => Some(Some(value)),
+            Read::Invalid => None,
+        }
     }
 
     /// A value that must be set.
-    pub fn required<T>(&mut self, index: usize, value: Option<Option<T>>) -> Option<T> {
-        let var = &self.spec.variables[index];
+    pub fn required<T>(&mut self, index: usize, value: Read<T>) -> Option<T> {
         match value {
-            Some(None) => {
+            Read::Unset => {
+                let var = &self.spec.variables[index];
                 self.problems.push(Problem::Missing {
                     var: var.env,
                     field: Some(var.field),
@@ -189,29 +225,31 @@ impl<'a> Reader<'a> {
                 });
                 None
             }
-            other => other.flatten(),
+            Read::Set(value) => Some(value),
+            Read::Invalid => None,
         }
     }
 
     /// A value with a default of the field's type.
-    pub fn or_default<T>(
-        &mut self,
-        value: Option<Option<T>>,
-        default: impl FnOnce() -> T,
-    ) -> Option<T> {
-        value.map(|v| v.unwrap_or_else(default))
+    pub fn or_default<T>(&mut self, value: Read<T>, default: impl FnOnce() -> T) -> Option<T> {
+        match value {
+            Read::Unset => Some(default()),
+            Read::Set(value) => Some(value),
+            Read::Invalid => None,
+        }
     }
 
     /// A value with a default written as text and parsed with `FromStr` when needed.
-    pub fn or_default_str<T>(&mut self, index: usize, value: Option<Option<T>>) -> Option<T>
+    pub fn or_default_str<T>(&mut self, index: usize, value: Read<T>) -> Option<T>
     where
         T: FromStr,
         T::Err: fmt::Display,
     {
         let var = &self.spec.variables[index];
-        match value? {
-            Some(value) => Some(value),
-            None => match var.default.unwrap_or_default().parse::<T>() {
+        match value {
+            Read::Invalid => None,
+            Read::Set(value) => Some(value),
+            Read::Unset => match var.default.unwrap_or_default().parse::<T>() {
                 Ok(value) => Some(value),
                 Err(error) => {
                     self.problems.push(Problem::BadDefault {

@@ -128,7 +128,7 @@ impl handle::Builder<Single> {
                     endpoint: connector.endpoint.to_string(),
                     source,
                 })?;
-        let (live, _) = watch::channel(Some(Live {
+        let (live, _) = watch::channel(Some(InUse {
             conn,
             id: 1,
             auth_generation: first.generation,
@@ -192,7 +192,7 @@ impl Connector {
 
 /// The connection in use, with what the supervisor knows of it.
 #[derive(Clone)]
-struct Live {
+struct InUse {
     conn: MultiplexedConnection,
     /// Counts the handle's connections, from 1.
     id: u64,
@@ -212,7 +212,7 @@ struct Inner {
     connector: Connector,
     provider: TokenProvider,
     /// The connection in use; `None` while one is being established.
-    live: watch::Sender<Option<Live>>,
+    live: watch::Sender<Option<InUse>>,
     /// Ids of connections a command found broken or unresponsive, for the supervisor.
     broken: mpsc::UnboundedSender<Broken>,
     user_push: Option<mpsc::UnboundedSender<PushInfo>>,
@@ -275,7 +275,7 @@ impl AzureRedis {
         Ok(self.live().await?.conn)
     }
 
-    async fn live(&self) -> RedisResult<Live> {
+    async fn live(&self) -> RedisResult<InUse> {
         // The common case costs a clone of the connection handle, no timer.
         if let Some(live) = self.inner.live.borrow().as_ref() {
             return Ok(live.clone());

@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::PushKind;
 use tokio::sync::mpsc;
 
-use super::{Broken, Inner, Live, Pushes};
+use super::{Broken, InUse, Inner, Pushes};
 use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
 use crate::token::Credentials;
@@ -158,7 +158,7 @@ impl Supervisor {
                         "reconnected"
                     );
                     self.pushes = pushes;
-                    inner.live.send_replace(Some(Live {
+                    inner.live.send_replace(Some(InUse {
                         conn,
                         id,
                         auth_generation: credentials.generation,
@@ -202,7 +202,7 @@ impl Inner {
         self.retire(id);
     }
 
-    async fn reauth(&self, live: &mut Live, credentials: &Credentials) -> bool {
+    async fn reauth(&self, live: &mut InUse, credentials: &Credentials) -> bool {
         let counters = &self.counters;
         let id = live.id;
         let conn = &mut live.conn;
@@ -244,7 +244,7 @@ impl Inner {
     /// finds the connection closed, or gets no reply within the response timeout, has it
     /// replaced. Without a response timeout (blocking commands on the shared connection) an
     /// unanswered `PING` may only wait behind one, and is logged.
-    async fn ping(&self, live: &mut Live) {
+    async fn ping(&self, live: &mut InUse) {
         let ping = redis::cmd("PING");
         let Some(limit) = self.connector.response_timeout else {
             let sent = tokio::time::timeout(self.auth_timeout, ping.exec_async(&mut live.conn));
