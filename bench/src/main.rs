@@ -35,6 +35,30 @@ use azure_redis_emulator::{AuthKind, Emulator};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// How the raw redis-rs baseline is configured: as the handle configures its own connection
+/// by default (RESP3 with a push sender, the handle's connect and response timeouts,
+/// plaintext to the same redis-server), so that a ratio measures the handle alone.
+const BASELINE: &str = "raw redis-rs MultiplexedConnection configured as the handle's: RESP3 with a push sender, connect timeout = handle::DEFAULT_CONNECT_TIMEOUT (10 s), response timeout = handle::DEFAULT_RESPONSE_TIMEOUT (5 s), plaintext, same redis-server";
+
+/// Opens the raw baseline connection ([`BASELINE`]) as `user:password` to `addr`.
+async fn raw_connection(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+) -> Result<MultiplexedConnection, Error> {
+    let client = redis::Client::open(format!("redis://{user}:{password}@{addr}/?protocol=resp3"))?;
+    // Drained as the handle's supervisor drains its own; the task ends with the connection.
+    let (pushes, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move { while received.recv().await.is_some() {} });
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(azure_redis_connect::handle::DEFAULT_CONNECT_TIMEOUT))
+        .set_response_timeout(Some(azure_redis_connect::handle::DEFAULT_RESPONSE_TIMEOUT))
+        .set_push_sender(pushes);
+    Ok(client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
+}
+
 const RAW_USER: &str = "bench";
 const RAW_PASSWORD: &str = "bench-static-password";
 
@@ -418,10 +442,7 @@ async fn count(client: &str, n: u64) -> Result<(), Error> {
     .await?;
     match client {
         "raw" => {
-            let url = format!("redis://{RAW_USER}:{RAW_PASSWORD}@{}/", server.addr);
-            let conn = redis::Client::open(url)?
-                .get_multiplexed_async_connection()
-                .await?;
+            let conn = raw_connection(server.addr, RAW_USER, RAW_PASSWORD).await?;
             sequential_sets(conn, n).await
         }
         "ours" => {
@@ -531,8 +552,8 @@ async fn main() -> Result<(), Error> {
     let server =
         RedisServer::start(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())]).await?;
     let direct = server.addr;
-    let raw_client = redis::Client::open(format!("redis://{RAW_USER}:{RAW_PASSWORD}@{direct}/"))?;
-    let raw: MultiplexedConnection = raw_client.get_multiplexed_async_connection().await?;
+    let raw = raw_connection(direct, RAW_USER, RAW_PASSWORD).await?;
+    println!("baseline: {BASELINE}");
     let mut endpoint = Endpoint::new("127.0.0.1");
     endpoint.port = direct.port();
     endpoint.tls = false;

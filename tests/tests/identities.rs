@@ -13,32 +13,20 @@ use azure_redis_emulator::{AuthKind, Emulator};
 
 mod common;
 
-use common::AnyCache as Cache;
+use common::{AnyCache as Cache, bounded};
 
 const MODE: &str = "IDENTITIES_TEST_CHILD";
 
 /// Runs the child with the emulator's variables for `kind`; returns whether it passed, and its
 /// output.
 async fn run_child(emu: &Emulator, kind: AuthKind) -> (bool, String) {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
-    for var in common::CLEARED {
-        cmd.env_remove(var);
-    }
-    cmd.envs(emu.env_for(kind))
-        .env(MODE, kind.to_string())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("child finished within 60 s")
-        .expect("child ran");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains("1 passed"), text)
+    let out = bounded(
+        Duration::from_secs(60),
+        common::child_command(emu, kind, MODE).output(),
+    )
+    .await
+    .expect("child ran");
+    common::child_outcome(&out)
 }
 
 /// The child: an application configured by its environment alone.
@@ -85,7 +73,7 @@ async fn child() {
 }
 
 async fn check(kind: AuthKind) {
-    tokio::time::timeout(Duration::from_secs(90), async {
+    bounded(Duration::from_secs(90), async {
         let emu = common::emulator(Duration::from_secs(3)).await;
         let (passed, output) = run_child(&emu, kind).await;
         let counters = emu.counters();
@@ -97,8 +85,7 @@ async fn check(kind: AuthKind) {
         assert!(counters.auth_accepted >= 1, "{counters:?}");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use azure_redis_emulator::{AuthKind, IdentityEndpoint, IdentityFault};
 
 mod common;
 
-use common::AnyCache as Cache;
+use common::{AnyCache as Cache, bounded};
 
 const MODE: &str = "LEAKY_IDENTITY_TEST_CHILD";
 
@@ -56,19 +56,9 @@ async fn child() {
 }
 
 async fn check(kind: AuthKind) {
-    tokio::time::timeout(Duration::from_secs(90), async {
+    bounded(Duration::from_secs(90), async {
         let emu = common::emulator(Duration::from_secs(6)).await;
-        let exe = std::env::current_exe().expect("test binary");
-        let mut cmd = tokio::process::Command::new(exe);
-        cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
-        for var in common::CLEARED {
-            cmd.env_remove(var);
-        }
-        cmd.envs(emu.env_for(kind))
-            .env(MODE, kind.to_string())
-            .env_remove("RUST_LOG")
-            .kill_on_drop(true);
-        let child = cmd.output();
+        let child = common::child_command(&emu, kind, MODE).output();
         let outage = async {
             tokio::time::sleep(Duration::from_millis(2500)).await;
             emu.faults().identity_outage(
@@ -78,16 +68,8 @@ async fn check(kind: AuthKind) {
             );
         };
         let (out, ()) = tokio::join!(child, outage);
-        let out = out.expect("child ran");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "child failed:\n{text}"
-        );
+        let (passed, text) = common::child_outcome(&out.expect("child ran"));
+        assert!(passed, "child failed:\n{text}");
         let echoed = emu.faults().echoed_tokens();
         assert!(echoed.len() >= 2, "{} tokens echoed", echoed.len());
         for token in &echoed {
@@ -117,8 +99,7 @@ async fn check(kind: AuthKind) {
         assert!(text.contains("token refresh failed"), "{text}");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]

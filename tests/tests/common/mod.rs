@@ -14,6 +14,7 @@ use azure_redis_connect::redis::{self, AsyncCommands, aio::ConnectionLike};
 use azure_redis_connect::token::{RefreshPolicy, TokenStatus};
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString};
 use azure_redis_emulator::{AuthKind, Emulator};
+use tokio::process::Command;
 use tokio::time::Instant;
 
 /// Any auth type Service Connector injects; the variables that are set decide.
@@ -68,6 +69,33 @@ pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
         .connect()
         .await
         .expect("connects through the gate")
+}
+
+/// This test binary, to run its ignored test `child` as an application would run: with only
+/// the emulator's variables for `kind` (none of [`CLEARED`] inherited), and `mode` set to the
+/// auth type's name so that the child knows it is one.
+pub fn child_command(emu: &Emulator, kind: AuthKind, mode: &str) -> Command {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
+    for var in CLEARED {
+        cmd.env_remove(var);
+    }
+    cmd.envs(emu.env_for(kind))
+        .env(mode, kind.to_string())
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Whether the child of [`child_command`] passed, and what it printed.
+pub fn child_outcome(out: &std::process::Output) -> (bool, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("1 passed"), text)
 }
 
 /// Variables that a developer's shell could hold and that would change what the child does.
