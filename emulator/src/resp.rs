@@ -117,6 +117,42 @@ pub(crate) struct Limits {
 pub(crate) struct RequestParser {
     state: State,
     limits: Limits,
+    /// What is known about the bytes at the front of the caller's buffer, kept while `next`
+    /// answers `None` (the caller then hands the same bytes back with more appended), so that
+    /// each input byte is examined a bounded number of times however the input is split.
+    /// Offsets count from the start of that buffer; cleared whenever an item is returned.
+    progress: Progress,
+    /// Input bytes examined so far (searched for a line end, or copied into an argument).
+    #[cfg(test)]
+    examined: u64,
+}
+
+/// Progress through input that is not complete yet; see [`RequestParser::progress`].
+#[derive(Debug, Default)]
+struct Progress {
+    /// The line being looked for (a header line or an inline request) has no line end before
+    /// this offset.
+    searched: usize,
+    /// The multibulk request at the front of the buffer, while it is incomplete.
+    request: Option<Partial>,
+}
+
+/// A multibulk request whose first bytes have arrived: its command name is not known yet, or it
+/// is an intercepted command that is buffered until its last argument is in.
+#[derive(Debug)]
+struct Partial {
+    /// Elements announced by `*N` (the command name included).
+    count: u64,
+    /// Elements complete so far.
+    done: u64,
+    /// Offset just past the last complete element (or the `*N` header).
+    parsed: usize,
+    /// The next element's `$len` header, once parsed: (payload offset, payload length).
+    bulk: Option<(usize, usize)>,
+    /// The intercepted command, once the name is in.
+    kind: Option<Intercept>,
+    /// Payload ranges of the arguments complete so far.
+    args: Vec<(usize, usize)>,
 }
 
 enum Header {
@@ -124,31 +160,6 @@ enum Header {
     TooLong,
     /// (first byte, parsed number or None, total header length incl. CRLF)
     Line(u8, Option<i64>, usize),
-}
-
-/// Parses a header line at `buf[at..]` the way redis-server does: up to the first `\r`, which
-/// must be followed by at least one more byte (the `\n`, not checked).
-fn header(buf: &[u8], at: usize) -> Header {
-    let rest = &buf[at..];
-    match rest.iter().position(|&b| b == b'\r') {
-        None => {
-            if rest.len() > INLINE_MAX {
-                Header::TooLong
-            } else {
-                Header::Incomplete
-            }
-        }
-        Some(cr) if cr + 1 >= rest.len() => Header::Incomplete,
-        Some(cr) => {
-            let first = rest.first().copied().unwrap_or(b'\r');
-            let num = if cr >= 1 {
-                string2ll(&rest[1..cr])
-            } else {
-                None
-            };
-            Header::Line(first, num, cr + 2)
-        }
-    }
 }
 
 /// Strict integer parsing as redis-server's `string2ll`: optional `-`, digits, no leading zeros.
@@ -190,6 +201,54 @@ impl RequestParser {
         Self {
             state: State::Boundary,
             limits,
+            progress: Progress::default(),
+            #[cfg(test)]
+            examined: 0,
+        }
+    }
+
+    /// Finds the first `byte` in `buf[from..]`, resuming where the last unsuccessful search of
+    /// the same line stopped; an unsuccessful search records how far it got.
+    fn find(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
+        let start = from.max(self.progress.searched).min(buf.len());
+        let found = buf[start..].iter().position(|&b| b == byte);
+        #[cfg(test)]
+        {
+            self.examined += found.map_or(buf.len() - start, |i| i + 1) as u64;
+        }
+        match found {
+            Some(i) => Some(start + i),
+            None => {
+                self.progress.searched = buf.len();
+                None
+            }
+        }
+    }
+
+    /// Parses a header line at `buf[at..]` the way redis-server does: up to the first `\r`,
+    /// which must be followed by at least one more byte (the `\n`, not checked).
+    fn header(&mut self, buf: &[u8], at: usize) -> Header {
+        match self.find(buf, at, b'\r') {
+            None => {
+                if buf.len() - at > INLINE_MAX {
+                    Header::TooLong
+                } else {
+                    Header::Incomplete
+                }
+            }
+            Some(cr) if cr + 1 >= buf.len() => {
+                // Found again at once next time.
+                self.progress.searched = cr;
+                Header::Incomplete
+            }
+            Some(cr) => {
+                let num = if cr > at {
+                    string2ll(&buf[at + 1..cr])
+                } else {
+                    None
+                };
+                Header::Line(buf[at], num, cr - at + 2)
+            }
         }
     }
 
@@ -219,8 +278,16 @@ impl RequestParser {
 
     /// Returns the next item of `buf` (the unconsumed input), or `None` when more input is
     /// needed. The caller consumes the bytes a `Forward` or `Command` spans before calling
-    /// again.
+    /// again; after `None` it calls again with the same bytes and more appended.
     pub(crate) fn next(&mut self, buf: &[u8]) -> Option<Item> {
+        let item = self.step(buf);
+        if item.is_some() {
+            self.progress = Progress::default();
+        }
+        item
+    }
+
+    fn step(&mut self, buf: &[u8]) -> Option<Item> {
         loop {
             match self.state {
                 State::Dead => return None,
@@ -247,7 +314,7 @@ impl RequestParser {
                     return Some(Item::Forward(n));
                 }
                 State::ArgHeader { remaining: 0 } => self.state = State::Boundary,
-                State::ArgHeader { remaining } => match header(buf, 0) {
+                State::ArgHeader { remaining } => match self.header(buf, 0) {
                     Header::Incomplete => return None,
                     Header::TooLong => {
                         return Some(self.poison_arg(
@@ -290,98 +357,144 @@ impl RequestParser {
         }
     }
 
+    /// A multibulk request at the front of `buf`: forwarded from its command name on unless
+    /// the name is intercepted, in which case it is buffered whole. Resumes from
+    /// [`Progress::request`], so that every element is parsed once however the input is split.
     fn multibulk(&mut self, buf: &[u8]) -> Option<Item> {
-        let (count, hlen) = match header(buf, 0) {
-            Header::Incomplete => return None,
-            Header::TooLong => return Some(self.poison_multibulk("too big mbulk count string")),
-            Header::Line(_, num, len) => match num {
-                Some(n) if n <= i64::from(i32::MAX) => (n, len),
-                _ => return Some(self.poison_multibulk("invalid multibulk length")),
-            },
-        };
-        if count <= 0 {
-            // redis-server skips an empty multibulk request.
-            return Some(Item::Forward(hlen));
-        }
-        let count = count.unsigned_abs();
-        // First argument: the command name.
-        let (name_len, name_hlen) = match header(buf, hlen) {
-            Header::Incomplete => return None,
-            Header::TooLong => {
-                return Some(self.poison_arg(true, POISON_BULK, "too big bulk count string"));
-            }
-            Header::Line(first, num, len) => {
-                if first != b'$' {
-                    return Some(self.poison_arg(true, &[first, b'\r', b'\n'], "expected '$'"));
-                }
-                match self.valid_bulk_len(num) {
-                    Some(n) => (n, len),
-                    None => {
-                        return Some(self.poison_arg(true, POISON_BULK, "invalid bulk length"));
+        let mut req = match self.progress.request.take() {
+            Some(req) => req,
+            None => {
+                let (count, hlen) = match self.header(buf, 0) {
+                    Header::Incomplete => return None,
+                    Header::TooLong => {
+                        return Some(self.poison_multibulk("too big mbulk count string"));
                     }
+                    Header::Line(_, num, len) => match num {
+                        Some(n) if n <= i64::from(i32::MAX) => (n, len),
+                        _ => return Some(self.poison_multibulk("invalid multibulk length")),
+                    },
+                };
+                if count <= 0 {
+                    // redis-server skips an empty multibulk request.
+                    return Some(Item::Forward(hlen));
+                }
+                Partial {
+                    count: count.unsigned_abs(),
+                    done: 0,
+                    parsed: hlen,
+                    bulk: None,
+                    kind: None,
+                    args: Vec::new(),
                 }
             }
         };
-        let data_start = hlen + name_hlen;
-        if name_len > NAME_MAX {
-            self.state = State::Bulk {
-                bytes: name_len.saturating_add(2),
-                remaining: count - 1,
-            };
-            return Some(Item::Forward(data_start));
+        let item = self.multibulk_elements(buf, &mut req);
+        if item.is_none() {
+            self.progress.request = Some(req);
         }
-        let name_end = data_start + name_len as usize;
-        if buf.len() < name_end + 2 {
-            return None;
-        }
-        let Some(kind) = Intercept::from_name(&buf[data_start..name_end]) else {
-            self.state = State::ArgHeader {
-                remaining: count - 1,
-            };
-            return Some(Item::Forward(name_end + 2));
-        };
-        // Intercepted: the whole command must be buffered.
-        let mut pos = name_end + 2;
-        let mut spans = Vec::new();
-        for _ in 1..count {
-            match header(buf, pos) {
-                Header::Incomplete => return self.wait_intercepted(buf),
-                Header::TooLong => {
-                    return Some(self.poison_arg(true, POISON_BULK, "too big bulk count string"));
-                }
-                Header::Line(first, num, len) => {
-                    if first != b'$' {
-                        return Some(self.poison_arg(true, &[first, b'\r', b'\n'], "expected '$'"));
-                    }
-                    let Some(n) = self.valid_bulk_len(num) else {
-                        return Some(self.poison_arg(true, POISON_BULK, "invalid bulk length"));
+        item
+    }
+
+    /// The elements of `req` from `req.parsed` on; `None` when more input is needed.
+    fn multibulk_elements(&mut self, buf: &[u8], req: &mut Partial) -> Option<Item> {
+        loop {
+            let (start, len) = match req.bulk {
+                Some(bulk) => bulk,
+                None => {
+                    let (n, hlen) = match self.header(buf, req.parsed) {
+                        Header::Incomplete => return self.wait_intercepted(buf, req),
+                        Header::TooLong => {
+                            return Some(self.poison_arg(
+                                true,
+                                POISON_BULK,
+                                "too big bulk count string",
+                            ));
+                        }
+                        Header::Line(first, num, len) => {
+                            if first != b'$' {
+                                return Some(self.poison_arg(
+                                    true,
+                                    &[first, b'\r', b'\n'],
+                                    "expected '$'",
+                                ));
+                            }
+                            match self.valid_bulk_len(num) {
+                                Some(n) => (n, len),
+                                None => {
+                                    return Some(self.poison_arg(
+                                        true,
+                                        POISON_BULK,
+                                        "invalid bulk length",
+                                    ));
+                                }
+                            }
+                        }
                     };
-                    if n > self.limits.max_intercepted as u64 {
+                    let start = req.parsed + hlen;
+                    if req.kind.is_none() && n > NAME_MAX {
+                        // Too long for a name the gate inspects: stream it.
+                        self.state = State::Bulk {
+                            bytes: n.saturating_add(2),
+                            remaining: req.count - 1,
+                        };
+                        return Some(Item::Forward(start));
+                    }
+                    if req.kind.is_some() && n > self.limits.max_intercepted as u64 {
                         return Some(self.poison_arg(
                             true,
                             POISON_BULK,
                             "intercepted command too large",
                         ));
                     }
-                    let start = pos + len;
-                    let end = start + n as usize;
-                    if buf.len() < end + 2 {
-                        return self.wait_intercepted(buf);
-                    }
-                    spans.push((start, end));
-                    pos = end + 2;
+                    // Both checks above bound `n` by a `usize`.
+                    let len = n as usize;
+                    req.bulk = Some((start, len));
+                    (start, len)
                 }
+            };
+            let end = start + len;
+            if buf.len() < end + 2 {
+                return self.wait_intercepted(buf, req);
+            }
+            match req.kind {
+                None => {
+                    #[cfg(test)]
+                    {
+                        self.examined += len as u64;
+                    }
+                    let Some(kind) = Intercept::from_name(&buf[start..end]) else {
+                        self.state = State::ArgHeader {
+                            remaining: req.count - 1,
+                        };
+                        return Some(Item::Forward(end + 2));
+                    };
+                    req.kind = Some(kind);
+                }
+                Some(_) => req.args.push((start, end)),
+            }
+            req.parsed = end + 2;
+            req.bulk = None;
+            req.done += 1;
+            if req.done == req.count {
+                break;
             }
         }
-        let args = spans
-            .into_iter()
-            .map(|(s, e)| Bytes::copy_from_slice(&buf[s..e]))
+        let kind = req.kind?;
+        let args = req
+            .args
+            .iter()
+            .map(|&(s, e)| Bytes::copy_from_slice(&buf[s..e]))
             .collect();
-        Some(Item::Command(Command { kind, args }, pos))
+        #[cfg(test)]
+        {
+            self.examined += req.args.iter().map(|&(s, e)| (e - s) as u64).sum::<u64>();
+        }
+        Some(Item::Command(Command { kind, args }, req.parsed))
     }
 
-    fn wait_intercepted(&mut self, buf: &[u8]) -> Option<Item> {
-        if buf.len() > self.limits.max_intercepted {
+    /// More input is needed for `req`: poisons an intercepted command that grew too large.
+    fn wait_intercepted(&mut self, buf: &[u8], req: &Partial) -> Option<Item> {
+        if req.kind.is_some() && buf.len() > self.limits.max_intercepted {
             Some(self.poison_arg(true, POISON_BULK, "intercepted command too large"))
         } else {
             None
@@ -389,7 +502,7 @@ impl RequestParser {
     }
 
     fn inline(&mut self, buf: &[u8]) -> Option<Item> {
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = self.find(buf, 0, b'\n') else {
             if buf.len() > INLINE_MAX {
                 // redis-server replies "too big inline request" and closes.
                 self.state = State::Raw;
@@ -630,6 +743,120 @@ mod tests {
         let input = b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$2000000\r\nxxxxxxxxxxxxxxxxxxxxxxx";
         let (_, _, poison) = run(input, 1000);
         assert!(poison.is_some());
+    }
+
+    /// Feeds `input` to one parser in chunks of `chunk` bytes as the gate does (unconsumed
+    /// bytes are handed back with the next chunk); returns the commands and the input bytes the
+    /// parser examined.
+    fn examined(input: &[u8], chunk: usize) -> (Vec<Command>, u64) {
+        let mut p = RequestParser::new(limits());
+        let mut buf = Vec::new();
+        let mut cmds = Vec::new();
+        for c in input.chunks(chunk) {
+            buf.extend_from_slice(c);
+            let mut pos = 0;
+            while let Some(item) = p.next(&buf[pos..]) {
+                match item {
+                    Item::Forward(n) => pos += n,
+                    Item::Command(c, n) => {
+                        cmds.push(c);
+                        pos += n;
+                    }
+                    Item::Poison(p) => panic!("poison: {}", p.reason),
+                }
+            }
+            buf.drain(..pos);
+        }
+        assert!(buf.is_empty(), "{} bytes left unparsed", buf.len());
+        (cmds, p.examined)
+    }
+
+    #[test]
+    fn split_intercepted_command_with_a_large_argument_is_parsed_in_linear_time() {
+        let token = vec![b't'; 1_000_000];
+        let mut input =
+            format!("*3\r\n$4\r\nAUTH\r\n$3\r\noid\r\n${}\r\n", token.len()).into_bytes();
+        input.extend_from_slice(&token);
+        input.extend_from_slice(b"\r\n");
+        let (cmds, examined) = examined(&input, 64);
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].kind, Intercept::Auth);
+        assert_eq!(cmds[0].args[0].as_ref(), b"oid");
+        assert_eq!(cmds[0].args[1].len(), token.len());
+        assert!(
+            examined <= 2 * input.len() as u64,
+            "{examined} bytes examined for {} bytes of input",
+            input.len()
+        );
+    }
+
+    #[test]
+    fn split_intercepted_command_with_many_arguments_is_parsed_in_linear_time() {
+        // A SUBSCRIBE of 45 000 channels (about 950 kB) arriving 64 bytes at a time: re-parsed
+        // from its first byte on every read, as it once was, it cost about 30 s of CPU.
+        let channels = 45_000;
+        let mut input = format!("*{}\r\n$9\r\nSUBSCRIBE\r\n", channels + 1).into_bytes();
+        for i in 0..channels {
+            let c = format!("channel:{i:06}");
+            input.extend_from_slice(format!("${}\r\n{c}\r\n", c.len()).as_bytes());
+        }
+        for chunk in [1, 64, 1000] {
+            let (cmds, examined) = examined(&input, chunk);
+            assert_eq!(cmds.len(), 1);
+            assert_eq!(cmds[0].kind, Intercept::Subscribe);
+            assert_eq!(cmds[0].args.len(), channels);
+            assert_eq!(cmds[0].args[channels - 1].as_ref(), b"channel:044999");
+            assert!(
+                examined <= 2 * input.len() as u64,
+                "chunk {chunk}: {examined} bytes examined for {} bytes of input",
+                input.len()
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_split_into_single_bytes_are_searched_in_linear_time() {
+        // An inline request and a header line just under the limit, one byte per read.
+        let mut inline = b"AUTH u ".to_vec();
+        inline.resize(INLINE_MAX - 2, b'p');
+        inline.extend_from_slice(b"\r\n");
+        let mut header = b"*1\r\n$".to_vec();
+        header.resize(INLINE_MAX - 2, b'0');
+        header.extend_from_slice(b"\r\n");
+        let (cmds, examined) = examined(&inline, 1);
+        assert_eq!(cmds.len(), 1);
+        assert!(examined <= 2 * inline.len() as u64, "{examined}");
+
+        let mut p = RequestParser::new(limits());
+        let mut buf = Vec::new();
+        let mut poison = None;
+        for &b in &header {
+            buf.push(b);
+            if let Some(item) = p.next(&buf) {
+                poison = Some(item);
+                break;
+            }
+        }
+        assert!(matches!(poison, Some(Item::Poison(_))), "{poison:?}");
+        assert!(p.examined <= 2 * header.len() as u64, "{}", p.examined);
+    }
+
+    #[test]
+    fn intercepted_commands_parse_alike_in_any_chunking() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"*4\r\n$9\r\nsubscribe\r\n$1\r\na\r\n$0\r\n\r\n$2\r\nbc\r\n");
+        input.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        input.extend_from_slice(b"*1\r\n$5\r\nRESET\r\n");
+        input.extend_from_slice(b"*0\r\n*2\r\n$20\r\nAUTHAUTHAUTHAUTHAUTH\r\n$1\r\nx\r\n");
+        input.extend_from_slice(b"*3\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n");
+        let (whole, cmds, poison) = run(&input, input.len());
+        assert!(poison.is_none());
+        assert_eq!(cmds.len(), 3);
+        for chunk in 1..40 {
+            let (fwd, c, poison) = run(&input, chunk);
+            assert!(poison.is_none(), "chunk {chunk}");
+            assert_eq!((&fwd, &c), (&whole, &cmds), "chunk {chunk}");
+        }
     }
 
     #[test]
