@@ -1,4 +1,5 @@
-//! Fault injection and counters.
+//! Fault injection: the state the servers consult ([`IdentityFaults`] on the identity side,
+//! [`GateFaults`] in each gate) and the public [`Faults`] handle that sets it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,8 +8,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
 use crate::error::EmulatorError;
+use crate::gate::{GateState, PreAuth};
+use crate::identity::IdentityState;
+
+/// `http.rs` counts through `crate::faults::inc`.
+pub(crate) use crate::counters::inc;
 
 /// How an identity endpoint misbehaves during an outage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,10 +82,17 @@ impl Outage {
     }
 }
 
-/// Mutable fault state shared by the servers.
-#[derive(Debug)]
-pub(crate) struct FaultState {
+/// Fault state of the identity endpoints.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityFaults {
     outages: Mutex<[Option<Outage>; 2]>,
+    /// Tokens sent in error bodies by [`IdentityFault::Http500EchoingToken`].
+    pub(crate) echoed: Mutex<Vec<String>>,
+}
+
+/// Fault state of one gate.
+#[derive(Debug)]
+pub(crate) struct GateFaults {
     reject_auths: AtomicU64,
     stall_until: Mutex<Option<Instant>>,
     /// Fast path: false until a stall was ever requested.
@@ -89,22 +101,18 @@ pub(crate) struct FaultState {
     /// Fires when every connection open now must go half-open (swapped like `kill`).
     half_open: Mutex<CancellationToken>,
     /// The gate's limits on connections that have not authenticated.
-    pub(crate) pre_auth: crate::gate::PreAuth,
-    /// Tokens sent in error bodies by [`IdentityFault::Http500EchoingToken`].
-    pub(crate) echoed: Mutex<Vec<String>>,
+    pub(crate) pre_auth: PreAuth,
 }
 
-impl Default for FaultState {
+impl Default for GateFaults {
     fn default() -> Self {
         Self {
-            outages: Mutex::new([None, None]),
             reject_auths: AtomicU64::new(0),
             stall_until: Mutex::new(None),
             stall_set: std::sync::atomic::AtomicBool::new(false),
             kill: Mutex::new(CancellationToken::new()),
             half_open: Mutex::new(CancellationToken::new()),
-            pre_auth: crate::gate::PreAuth::default(),
-            echoed: Mutex::new(Vec::new()),
+            pre_auth: PreAuth::default(),
         }
     }
 }
@@ -113,13 +121,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl FaultState {
+impl IdentityFaults {
     /// The active outage of an endpoint (0: managed identity, 1: token endpoint).
     pub(crate) fn outage(&self, slot: usize) -> Option<Outage> {
         let g = lock(&self.outages);
         g.get(slot).and_then(|o| o.clone()).filter(Outage::active)
     }
+}
 
+impl GateFaults {
     /// Consumes one injected AUTH rejection, if any is pending.
     pub(crate) fn take_auth_rejection(&self) -> bool {
         self.reject_auths
@@ -155,7 +165,11 @@ impl FaultState {
 /// Handle for injecting faults; obtained from [`Emulator::faults`](crate::Emulator::faults).
 #[derive(Clone)]
 pub struct Faults {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) gate: Arc<GateState>,
+    /// The identity side whose endpoints identity outages affect; `None` for a cluster node's
+    /// gate, which serves no identity endpoint, so that identity outages set through it change
+    /// nothing.
+    pub(crate) identity: Option<Arc<IdentityState>>,
 }
 
 impl std::fmt::Debug for Faults {
@@ -180,27 +194,30 @@ impl Faults {
         fault: IdentityFault,
         window: Option<Duration>,
     ) {
-        let f = &self.shared.faults;
-        let mut g = lock(&f.outages);
-        for &slot in endpoint.slots() {
-            if let Some(old) = g[slot].take() {
-                old.ended.cancel();
+        if let Some(identity) = &self.identity {
+            let mut g = lock(&identity.faults.outages);
+            for &slot in endpoint.slots() {
+                if let Some(old) = g[slot].take() {
+                    old.ended.cancel();
+                }
+                g[slot] = Some(Outage {
+                    fault,
+                    until: window.map(|w| Instant::now() + w),
+                    ended: CancellationToken::new(),
+                });
             }
-            g[slot] = Some(Outage {
-                fault,
-                until: window.map(|w| Instant::now() + w),
-                ended: CancellationToken::new(),
-            });
         }
         tracing::warn!(?endpoint, ?fault, ?window, "fault: identity outage started");
     }
 
     /// Ends the outage of `endpoint` (requests held by [`IdentityFault::NoAnswer`] get HTTP 504).
     pub fn clear_identity_outage(&self, endpoint: IdentityEndpoint) {
-        let mut g = lock(&self.shared.faults.outages);
-        for &slot in endpoint.slots() {
-            if let Some(old) = g[slot].take() {
-                old.ended.cancel();
+        if let Some(identity) = &self.identity {
+            let mut g = lock(&identity.faults.outages);
+            for &slot in endpoint.slots() {
+                if let Some(old) = g[slot].take() {
+                    old.ended.cancel();
+                }
             }
         }
         tracing::info!(?endpoint, "fault: identity outage cleared");
@@ -209,21 +226,21 @@ impl Faults {
     /// The tokens the identity endpoints put into error bodies during an
     /// [`IdentityFault::Http500EchoingToken`] outage, oldest first.
     pub fn echoed_tokens(&self) -> Vec<String> {
-        lock(&self.shared.faults.echoed).clone()
+        self.identity
+            .as_ref()
+            .map(|identity| lock(&identity.faults.echoed).clone())
+            .unwrap_or_default()
     }
 
     /// Makes the gate refuse the next `n` AUTH / HELLO AUTH attempts, valid or not.
     pub fn reject_next_auths(&self, n: u64) {
-        self.shared.faults.reject_auths.store(n, Ordering::SeqCst);
+        self.gate.faults.reject_auths.store(n, Ordering::SeqCst);
         tracing::warn!(n, "fault: rejecting the next AUTHs");
     }
 
     /// Closes every client connection of the gate now (no reply).
     pub fn drop_all_connections(&self) {
-        let old = std::mem::replace(
-            &mut *lock(&self.shared.faults.kill),
-            CancellationToken::new(),
-        );
+        let old = std::mem::replace(&mut *lock(&self.gate.faults.kill), CancellationToken::new());
         old.cancel();
         tracing::warn!("fault: dropped every client connection");
     }
@@ -236,9 +253,11 @@ impl Faults {
     /// client closes it or the emulator shuts down ([`Faults::drop_all_connections`] and
     /// [`Faults::clear_all`] do not touch it). Connections accepted afterwards are served
     /// normally. Counted in [`Counters::half_opened`].
+    ///
+    /// [`Counters::half_opened`]: crate::Counters::half_opened
     pub fn half_open_existing(&self) {
         let old = std::mem::replace(
-            &mut *lock(&self.shared.faults.half_open),
+            &mut *lock(&self.gate.faults.half_open),
             CancellationToken::new(),
         );
         old.cancel();
@@ -251,9 +270,11 @@ impl Faults {
     /// included) is closed without a reply, counted in [`Counters::closed_unauthenticated`].
     /// Applies to connections accepted from now on; once a connection has authenticated, a
     /// later `RESET` does not re-arm it.
+    ///
+    /// [`Counters::closed_unauthenticated`]: crate::Counters::closed_unauthenticated
     pub fn set_pre_auth_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.shared
+        self.gate
             .faults
             .pre_auth
             .timeout_ms
@@ -265,8 +286,10 @@ impl Faults {
     /// [`Faults::DEFAULT_MAX_UNAUTHENTICATED`]); over it, a new connection is closed right after
     /// accept, counted in [`Counters::closed_unauthenticated`]. A connection stops counting
     /// once it authenticates, closes or goes half-open.
+    ///
+    /// [`Counters::closed_unauthenticated`]: crate::Counters::closed_unauthenticated
     pub fn set_max_unauthenticated(&self, max: u64) {
-        self.shared
+        self.gate
             .faults
             .pre_auth
             .max_open
@@ -277,8 +300,8 @@ impl Faults {
     /// Stops the gate from forwarding anything, in both directions, for `duration`.
     /// Token expiry still closes connections while the gate is stalled.
     pub fn stall_gate(&self, duration: Duration) {
-        *lock(&self.shared.faults.stall_until) = Some(Instant::now() + duration);
-        self.shared.faults.stall_set.store(true, Ordering::SeqCst);
+        *lock(&self.gate.faults.stall_until) = Some(Instant::now() + duration);
+        self.gate.faults.stall_set.store(true, Ordering::SeqCst);
         tracing::warn!(?duration, "fault: gate stalled");
     }
 
@@ -286,85 +309,13 @@ impl Faults {
     /// connection is closed because its upstream closes).
     pub async fn restart_redis(&self) -> Result<(), EmulatorError> {
         tracing::warn!("fault: restarting redis-server");
-        crate::redis_server::restart(&self.shared).await
+        crate::redis_server::restart(&self.gate).await
     }
 
     /// Ends every fault: outages, pending AUTH rejections and a stall.
     pub fn clear_all(&self) {
         self.clear_identity_outage(IdentityEndpoint::All);
-        self.shared.faults.reject_auths.store(0, Ordering::SeqCst);
-        *lock(&self.shared.faults.stall_until) = None;
+        self.gate.faults.reject_auths.store(0, Ordering::SeqCst);
+        *lock(&self.gate.faults.stall_until) = None;
     }
-}
-
-/// Live counters.
-#[derive(Debug, Default)]
-pub(crate) struct CounterCells {
-    pub(crate) auth_accepted: AtomicU64,
-    pub(crate) auth_rejected: AtomicU64,
-    pub(crate) closed_at_expiry: AtomicU64,
-    pub(crate) closed_idle: AtomicU64,
-    pub(crate) closed_unauthenticated: AtomicU64,
-    pub(crate) half_opened: AtomicU64,
-    pub(crate) tokens_minted: AtomicU64,
-    pub(crate) managed_identity_requests: AtomicU64,
-    pub(crate) token_endpoint_requests: AtomicU64,
-    pub(crate) connections_accepted: AtomicU64,
-    pub(crate) connections_open: AtomicU64,
-    pub(crate) protocol_errors: AtomicU64,
-}
-
-/// A snapshot of the emulator's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Counters {
-    /// AUTH / HELLO AUTH attempts the gate accepted.
-    pub auth_accepted: u64,
-    /// AUTH / HELLO AUTH attempts the gate refused.
-    pub auth_rejected: u64,
-    /// Connections the gate closed because their token expired.
-    pub closed_at_expiry: u64,
-    /// Connections the gate closed because nothing moved on them for the idle timeout.
-    pub closed_idle: u64,
-    /// Connections the gate closed before a successful AUTH: at the pre-auth timeout, or right
-    /// after accept because too many unauthenticated connections were open.
-    pub closed_unauthenticated: u64,
-    /// Connections put half-open by [`Faults::half_open_existing`].
-    pub half_opened: u64,
-    /// Access tokens minted (by either endpoint or by [`Emulator::mint_token`](crate::Emulator::mint_token)).
-    pub tokens_minted: u64,
-    /// Requests to the managed identity endpoint (successful or not).
-    pub managed_identity_requests: u64,
-    /// Requests to the Entra ID token endpoint (successful or not).
-    pub token_endpoint_requests: u64,
-    /// Client connections the gate accepted since start.
-    pub connections_accepted: u64,
-    /// Client connections open now.
-    pub connections_open: u64,
-    /// Connections closed because of malformed or oversized input.
-    pub protocol_errors: u64,
-}
-
-impl CounterCells {
-    pub(crate) fn snapshot(&self) -> Counters {
-        let g = |a: &AtomicU64| a.load(Ordering::SeqCst);
-        Counters {
-            auth_accepted: g(&self.auth_accepted),
-            auth_rejected: g(&self.auth_rejected),
-            closed_at_expiry: g(&self.closed_at_expiry),
-            closed_idle: g(&self.closed_idle),
-            closed_unauthenticated: g(&self.closed_unauthenticated),
-            half_opened: g(&self.half_opened),
-            tokens_minted: g(&self.tokens_minted),
-            managed_identity_requests: g(&self.managed_identity_requests),
-            token_endpoint_requests: g(&self.token_endpoint_requests),
-            connections_accepted: g(&self.connections_accepted),
-            connections_open: g(&self.connections_open),
-            protocol_errors: g(&self.protocol_errors),
-        }
-    }
-}
-
-pub(crate) fn inc(a: &AtomicU64) {
-    a.fetch_add(1, Ordering::SeqCst);
 }

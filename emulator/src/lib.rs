@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 mod cluster;
+mod counters;
 mod emulator;
 mod env;
 mod error;
@@ -46,9 +47,9 @@ mod identity;
 mod jwt;
 mod net;
 mod pki;
+mod random;
 mod redis_server;
 mod resp;
-mod shared;
 
 pub use cluster::{Announce, CLUSTER_SLOTS, ClusterEmulator, ClusterEmulatorBuilder};
 pub use emulator::{
@@ -56,8 +57,10 @@ pub use emulator::{
 };
 pub use env::{AuthKind, UnknownAuthKind, shell_quote};
 pub use error::EmulatorError;
-pub use faults::{Counters, Faults, IdentityEndpoint, IdentityFault};
+pub use counters::Counters;
+pub use faults::{Faults, IdentityEndpoint, IdentityFault};
 pub use identity::{ServicePrincipal, UserIdentity, WorkloadIdentity};
 pub use jwt::{FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE};
 
-pub(crate) use shared::Shared;
+/// The identity state under the name `http.rs` uses.
+pub(crate) use identity::IdentityState as Shared;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::Shared;
 use crate::error::EmulatorError;
+use crate::gate::GateState;
 
 const SUPERVISOR: &str = r#"exec 3<&0
 "$1" "$2" </dev/null >/dev/null 2>&1 3<&- &
@@ -256,32 +256,32 @@ async fn ping(port: u16, password: &SecretString) -> bool {
 }
 
 /// Restarts the emulator's redis-server on the same port.
-pub(crate) async fn restart(shared: &Shared) -> Result<(), EmulatorError> {
-    let _serial = shared.redis_restart.lock().await;
-    stop_locked(shared).await?;
-    start_locked(shared).await
+pub(crate) async fn restart(gate: &GateState) -> Result<(), EmulatorError> {
+    let _serial = gate.redis_restart.lock().await;
+    stop_locked(gate).await?;
+    start_locked(gate).await
 }
 
 /// Kills the emulator's redis-server (its gate's connections close; new ones are refused
 /// until [`start`]).
-pub(crate) async fn stop(shared: &Shared) -> Result<(), EmulatorError> {
-    let _serial = shared.redis_restart.lock().await;
-    stop_locked(shared).await
+pub(crate) async fn stop(gate: &GateState) -> Result<(), EmulatorError> {
+    let _serial = gate.redis_restart.lock().await;
+    stop_locked(gate).await
 }
 
 /// Starts the emulator's redis-server again on the same port after [`stop`].
-pub(crate) async fn start(shared: &Shared) -> Result<(), EmulatorError> {
-    let _serial = shared.redis_restart.lock().await;
-    start_locked(shared).await
+pub(crate) async fn start(gate: &GateState) -> Result<(), EmulatorError> {
+    let _serial = gate.redis_restart.lock().await;
+    start_locked(gate).await
 }
 
-async fn stop_locked(shared: &Shared) -> Result<(), EmulatorError> {
-    if shared.shutdown.is_cancelled() {
+async fn stop_locked(gate: &GateState) -> Result<(), EmulatorError> {
+    if gate.shutdown.is_cancelled() {
         return Err(EmulatorError::RedisServer(
             "the emulator has stopped".into(),
         ));
     }
-    let old = shared.take_redis();
+    let old = gate.take_redis();
     if let Some(mut old) = old {
         tokio::task::spawn_blocking(move || old.stop())
             .await
@@ -290,12 +290,12 @@ async fn stop_locked(shared: &Shared) -> Result<(), EmulatorError> {
     Ok(())
 }
 
-async fn start_locked(shared: &Shared) -> Result<(), EmulatorError> {
+async fn start_locked(gate: &GateState) -> Result<(), EmulatorError> {
     let mut last = None;
     for _ in 0..50 {
-        match RedisServer::start(&shared.redis_config).await {
+        match RedisServer::start(&gate.redis_config).await {
             Ok(mut server) => {
-                if shared.shutdown.is_cancelled() {
+                if gate.shutdown.is_cancelled() {
                     tokio::task::spawn_blocking(move || server.stop())
                         .await
                         .map_err(|e| EmulatorError::RedisServer(e.to_string()))?;
@@ -303,7 +303,7 @@ async fn start_locked(shared: &Shared) -> Result<(), EmulatorError> {
                         "the emulator has stopped".into(),
                     ));
                 }
-                shared.put_redis(server);
+                gate.put_redis(server);
                 return Ok(());
             }
             // The port can take a moment to be free again.

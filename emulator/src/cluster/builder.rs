@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Announce, ClusterEmulator};
 use crate::EmulatorBuilder;
 use crate::error::EmulatorError;
+use crate::random::random_hex;
 use crate::redis_server;
-use crate::shared::random_hex;
 
 /// Configures and starts a [`ClusterEmulator`].
 #[derive(Clone, Debug)]

@@ -14,7 +14,7 @@ impl ClusterEmulator {
     /// Sends one command straight to node `i`'s redis-server (bypassing its gate).
     pub(super) async fn node_cmd(&self, i: usize, args: &[&str]) -> Result<Reply, EmulatorError> {
         let node = self.nodes.get(i).ok_or_else(|| no_node(i))?;
-        direct_command(node.shared.redis_config.port, &self.password, args).await
+        direct_command(node.gate.redis_config.port, &self.password, args).await
     }
 }
 

@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Emulator;
+use crate::counters::Counters;
 use crate::error::EmulatorError;
-use crate::faults::Counters;
 use crate::redis_server::RedisServer;
 
 pub use builder::ClusterEmulatorBuilder;
@@ -136,7 +136,7 @@ impl ClusterEmulator {
     pub fn redis_addrs(&self) -> Vec<SocketAddr> {
         self.nodes
             .iter()
-            .map(|n| SocketAddr::from(([127, 0, 0, 1], n.shared.redis_config.port)))
+            .map(|n| SocketAddr::from(([127, 0, 0, 1], n.gate.redis_config.port)))
             .collect()
     }
 
@@ -154,7 +154,8 @@ impl ClusterEmulator {
     pub fn drop_all_connections(&self) {
         for node in &self.nodes {
             crate::Faults {
-                shared: node.shared.clone(),
+                gate: node.gate.clone(),
+                identity: None,
             }
             .drop_all_connections();
         }
@@ -165,13 +166,14 @@ impl ClusterEmulator {
     /// as it waits for the cluster to be stable again).
     pub fn node_faults(&self, i: usize) -> Option<crate::Faults> {
         self.nodes.get(i).map(|n| crate::Faults {
-            shared: n.shared.clone(),
+            gate: n.gate.clone(),
+            identity: None,
         })
     }
 
     /// Counters of node `i`'s gate.
     pub fn node_counters(&self, i: usize) -> Option<Counters> {
-        self.nodes.get(i).map(|n| n.shared.counters.snapshot())
+        self.nodes.get(i).map(|n| n.gate.counters.snapshot())
     }
 
     /// The node gates' counters summed, plus the identity endpoints' (tokens minted, token
@@ -179,16 +181,7 @@ impl ClusterEmulator {
     pub fn counters(&self) -> Counters {
         let mut sum = self.identity.counters();
         for node in &self.nodes {
-            let c = node.shared.counters.snapshot();
-            sum.auth_accepted += c.auth_accepted;
-            sum.auth_rejected += c.auth_rejected;
-            sum.closed_at_expiry += c.closed_at_expiry;
-            sum.closed_idle += c.closed_idle;
-            sum.connections_accepted += c.connections_accepted;
-            sum.connections_open += c.connections_open;
-            sum.protocol_errors += c.protocol_errors;
-            sum.closed_unauthenticated += c.closed_unauthenticated;
-            sum.half_opened += c.half_opened;
+            node.gate.counters.add_to(&mut sum);
         }
         sum
     }
@@ -209,7 +202,7 @@ impl ClusterEmulator {
         let servers: Vec<RedisServer> = self
             .nodes
             .iter()
-            .filter_map(|n| n.shared.take_redis())
+            .filter_map(|n| n.gate.take_redis())
             .collect();
         let _ = tokio::task::spawn_blocking(move || {
             for mut server in servers {
@@ -226,8 +219,8 @@ impl Drop for ClusterEmulator {
         self.shutdown.cancel();
         self.tasks.abort_all();
         for node in &self.nodes {
-            node.shared.shutdown.cancel();
-            if let Some(mut server) = node.shared.take_redis() {
+            node.gate.shutdown.cancel();
+            if let Some(mut server) = node.gate.take_redis() {
                 server.stop();
             }
         }

@@ -2,25 +2,20 @@
 //! of it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use super::{Announce, ClusterEmulator, cluster_error};
 use crate::error::EmulatorError;
-use crate::faults::{CounterCells, FaultState};
-use crate::gate;
-use crate::identity::Registry;
+use crate::gate::{self, GateState};
 use crate::net::free_port;
 use crate::redis_server::{RedisConfig, RedisServer};
-use crate::shared::{Shared, random_hex};
 
-/// One node: its redis-server (inside its gate's shared state) and its gate.
+/// One node: its redis-server (inside its gate's state) and its gate.
 pub(super) struct Node {
-    pub(super) shared: Arc<Shared>,
+    pub(super) gate: Arc<GateState>,
     pub(super) gate_addr: SocketAddr,
     pub(super) bus_port: u16,
     /// redis-server's own TLS port: the node's port on the cluster bus and for replicas.
@@ -83,15 +78,20 @@ impl ClusterEmulator {
             &announced_host,
         )
         .await?;
-        let base = self.identity.shared_state();
-        let shared = Arc::new(node_shared(base, config, server, &self.shutdown));
+        let gate = Arc::new(GateState::new(
+            self.identity.identity_state().clone(),
+            self.identity.gate_settings(),
+            config,
+            server,
+            self.shutdown.child_token(),
+        ));
         self.tasks.spawn(gate::run(
             listener,
             Some(self.identity.gate_acceptor()),
-            shared.clone(),
+            gate.clone(),
         ));
         self.nodes.push(Node {
-            shared,
+            gate,
             gate_addr,
             bus_port,
             tls_port,
@@ -158,36 +158,4 @@ async fn start_node(
         }
     }
     Err(last.unwrap_or_else(|| cluster_error("a cluster node could not start")))
-}
-
-/// The gate state of one node: the identity emulator's signing key and access key, the node's
-/// own redis-server, counters and faults.
-fn node_shared(
-    base: &Shared,
-    redis_config: RedisConfig,
-    server: RedisServer,
-    shutdown: &CancellationToken,
-) -> Shared {
-    Shared {
-        key: base.key.clone(),
-        registry: Mutex::new(Registry::new(base.registry().tenant_id.clone())),
-        token_lifetime_ms: AtomicU64::new(base.token_lifetime().as_millis() as u64),
-        access_key: Arc::clone(&base.access_key),
-        access_key_enabled: Arc::clone(&base.access_key_enabled),
-        identity_header: base.identity_header.clone(),
-        internal_password: redis_config.password.clone(),
-        wrong_password: format!("wrong-{}", random_hex(8)),
-        counters: CounterCells::default(),
-        faults: FaultState::default(),
-        shutdown: shutdown.child_token(),
-        limits: base.limits,
-        auth_delay: base.auth_delay,
-        idle_timeout: base.idle_timeout,
-        dir: redis_config.dir.clone(),
-        redis_config,
-        redis: Mutex::new(Some(server)),
-        redis_restart: tokio::sync::Mutex::new(()),
-        authority: base.authority().to_string(),
-        federation_issuer: base.federation_issuer().to_string(),
-    }
 }

@@ -137,7 +137,7 @@ impl ClusterEmulator {
             .get(i)
             .ok_or_else(|| EmulatorError::InvalidArgument(format!("no node {i}")))?;
         tracing::warn!(node = i, "fault: restarting a cluster node");
-        redis_server::restart(&node.shared).await?;
+        redis_server::restart(&node.gate).await?;
         self.wait_until_stable(Duration::from_secs(30)).await
     }
 
@@ -155,7 +155,7 @@ impl ClusterEmulator {
             )));
         }
         tracing::warn!(node = primary, "fault: a primary dies");
-        redis_server::stop(&node.shared).await?;
+        redis_server::stop(&node.gate).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let promoted = loop {
             let mut promoted = None;
@@ -168,7 +168,7 @@ impl ClusterEmulator {
                 break r;
             }
             if tokio::time::Instant::now() > deadline {
-                let _ = redis_server::start(&node.shared).await;
+                let _ = redis_server::start(&node.gate).await;
                 return Err(cluster_error(format!(
                     "no replica of node {primary} took over within 30 s"
                 )));
@@ -176,7 +176,7 @@ impl ClusterEmulator {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         tracing::warn!(node = promoted, "a replica took over");
-        redis_server::start(&node.shared).await?;
+        redis_server::start(&node.gate).await?;
         self.wait_until_stable(Duration::from_secs(30)).await?;
         Ok(promoted)
     }

@@ -9,8 +9,9 @@ use secrecy::SecretString;
 
 use super::Emulator;
 use crate::error::EmulatorError;
+use crate::identity::IdentityState;
 use crate::identity::{self, ServicePrincipal, UserIdentity, WorkloadIdentity};
-use crate::shared::{Shared, random_hex};
+use crate::random::random_hex;
 
 /// The identities registered at start, used by [`Emulator::env_for`].
 #[derive(Clone)]
@@ -24,12 +25,12 @@ pub(super) struct DefaultIdentities {
 impl DefaultIdentities {
     /// Registers a user-assigned identity, a service principal with a secret and a workload
     /// identity in `tenant`, each with a random client id.
-    pub(super) fn register(shared: &Shared, tenant: &str) -> Result<Self, EmulatorError> {
-        let user = shared.registry().add_user(&identity::new_uuid());
+    pub(super) fn register(state: &IdentityState, tenant: &str) -> Result<Self, EmulatorError> {
+        let user = state.registry().add_user(&identity::new_uuid());
         let sp_secret = SecretString::from(format!("{}~{}", random_hex(4), random_hex(16)));
         let service_principal =
-            shared.add_service_principal(tenant, &identity::new_uuid(), sp_secret.clone());
-        let workload = shared.add_workload_identity(tenant, &identity::new_uuid())?;
+            state.add_service_principal(tenant, &identity::new_uuid(), sp_secret.clone());
+        let workload = state.add_workload_identity(tenant, &identity::new_uuid())?;
         Ok(Self {
             user,
             service_principal,
@@ -42,17 +43,17 @@ impl DefaultIdentities {
 impl Emulator {
     /// Tenant id of the emulated directory.
     pub fn tenant_id(&self) -> String {
-        self.shared.registry().tenant_id.clone()
+        self.identity.registry().tenant_id.clone()
     }
 
     /// Object id (`oid`) of the system-assigned managed identity.
     pub fn system_identity(&self) -> String {
-        self.shared.registry().system_oid.clone()
+        self.identity.registry().system_oid.clone()
     }
 
     /// Registers a user-assigned managed identity (idempotent per client id).
     pub fn add_user_identity(&self, client_id: &str) -> UserIdentity {
-        self.shared.registry().add_user(client_id)
+        self.identity.registry().add_user(client_id)
     }
 
     /// Registers a service principal with a client secret (replacing the secret of an existing
@@ -63,7 +64,7 @@ impl Emulator {
         client_id: &str,
         secret: impl Into<SecretString>,
     ) -> ServicePrincipal {
-        self.shared
+        self.identity
             .add_service_principal(tenant_id, client_id, secret.into())
     }
 
@@ -74,7 +75,7 @@ impl Emulator {
         tenant_id: &str,
         client_id: &str,
     ) -> Result<WorkloadIdentity, EmulatorError> {
-        self.shared.add_workload_identity(tenant_id, client_id)
+        self.identity.add_workload_identity(tenant_id, client_id)
     }
 
     /// Rewrites the federated token file of `wi` with a new token valid for `lifetime`
@@ -84,7 +85,7 @@ impl Emulator {
         wi: &WorkloadIdentity,
         lifetime: Duration,
     ) -> Result<(), EmulatorError> {
-        self.shared.write_federated_token(wi, lifetime)
+        self.identity.write_federated_token(wi, lifetime)
     }
 
     /// The user-assigned identity registered at start (used by [`Emulator::env_for`]).
@@ -107,7 +108,7 @@ impl Emulator {
 
     /// The current access key.
     pub fn access_key(&self) -> SecretString {
-        self.shared
+        self.identity
             .access_key
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -117,28 +118,30 @@ impl Emulator {
     /// Sets the access key and enables access-key auth (`AUTH <key>` / `AUTH default <key>`).
     pub fn set_access_key(&self, key: impl Into<SecretString>) {
         *self
-            .shared
+            .identity
             .access_key
             .write()
             .unwrap_or_else(|p| p.into_inner()) = key.into();
-        self.shared.access_key_enabled.store(true, Ordering::SeqCst);
+        self.identity
+            .access_key_enabled
+            .store(true, Ordering::SeqCst);
     }
 
     /// Enables or disables access-key auth (Entra-only caches disable it).
     pub fn set_access_keys_enabled(&self, enabled: bool) {
-        self.shared
+        self.identity
             .access_key_enabled
             .store(enabled, Ordering::SeqCst);
     }
 
     /// Lifetime of the tokens the identity endpoints mint from now on.
     pub fn token_lifetime(&self) -> Duration {
-        self.shared.token_lifetime()
+        self.identity.token_lifetime()
     }
 
     /// Changes the lifetime of tokens minted from now on (at least 1 s).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         let ms = lifetime.max(Duration::from_secs(1)).as_millis() as u64;
-        self.shared.token_lifetime_ms.store(ms, Ordering::SeqCst);
+        self.identity.token_lifetime_ms.store(ms, Ordering::SeqCst);
     }
 }

@@ -20,10 +20,12 @@ use secrecy::SecretString;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::counters::Counters;
 use crate::error::EmulatorError;
-use crate::faults::{Counters, Faults};
+use crate::faults::Faults;
+use crate::gate::{GateSettings, GateState};
 use crate::http;
-use crate::shared::Shared;
+use crate::identity::IdentityState;
 
 pub use builder::{DEFAULT_MAX_BULK_LEN, DEFAULT_TOKEN_LIFETIME, EmulatorBuilder};
 use identities::DefaultIdentities;
@@ -32,7 +34,9 @@ pub use tokens::{MintedToken, TokenFlaw};
 /// A running emulator. Dropping it stops every task and kills the child redis-server;
 /// [`Emulator::shutdown`] does the same and waits for it.
 pub struct Emulator {
-    shared: Arc<Shared>,
+    identity: Arc<IdentityState>,
+    /// The gate's TLS and plain listeners share this state.
+    gate: Arc<GateState>,
     tasks: JoinSet<()>,
     tls_addr: SocketAddr,
     plain_addr: Option<SocketAddr>,
@@ -52,7 +56,7 @@ impl std::fmt::Debug for Emulator {
             .field("plain_addr", &self.plain_addr)
             .field("redis_addr", &self.redis_addr())
             .field("identity_endpoint", &self.identity_endpoint())
-            .field("authority", &self.shared.authority)
+            .field("authority", &self.identity.authority)
             .finish_non_exhaustive()
     }
 }
@@ -68,9 +72,14 @@ impl Emulator {
         EmulatorBuilder::default().start().await
     }
 
-    /// The state the emulator's servers share (for the cluster's node gates).
-    pub(crate) fn shared_state(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The identity side, which the cluster's node gates share.
+    pub(crate) fn identity_state(&self) -> &Arc<IdentityState> {
+        &self.identity
+    }
+
+    /// The gate's settings, which the cluster's node gates copy.
+    pub(crate) fn gate_settings(&self) -> GateSettings {
+        self.gate.settings
     }
 
     /// The gate's TLS acceptor (certificate for `localhost` and `127.0.0.1`).
@@ -91,13 +100,13 @@ impl Emulator {
     /// Address of the child redis-server itself (behind the gate; it requires
     /// [`Emulator::redis_password`]).
     pub fn redis_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.shared.redis_config.port))
+        SocketAddr::from(([127, 0, 0, 1], self.gate.redis_config.port))
     }
 
     /// The internal password of the child redis-server, for direct access that bypasses the
     /// gate (benchmarks, inspection).
     pub fn redis_password(&self) -> &SecretString {
-        &self.shared.internal_password
+        self.gate.internal_password()
     }
 
     /// PEM of the emulator's CA certificate.
@@ -119,12 +128,12 @@ impl Emulator {
     /// The secret the managed identity endpoint expects in `x-identity-header`
     /// (`IDENTITY_HEADER`).
     pub fn identity_header(&self) -> &SecretString {
-        &self.shared.identity_header
+        &self.identity.identity_header
     }
 
     /// The Entra ID authority host (`AZURE_AUTHORITY_HOST`), `https://localhost:PORT`.
     pub fn token_endpoint_authority(&self) -> String {
-        self.shared.authority.clone()
+        self.identity.authority.clone()
     }
 
     /// Address of the token endpoint's listener.
@@ -135,19 +144,23 @@ impl Emulator {
     /// Fault injection.
     pub fn faults(&self) -> Faults {
         Faults {
-            shared: self.shared.clone(),
+            gate: self.gate.clone(),
+            identity: Some(self.identity.clone()),
         }
     }
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.shared.counters.snapshot()
+        let mut counters = Counters::default();
+        self.identity.counters.add_to(&mut counters);
+        self.gate.counters.add_to(&mut counters);
+        counters
     }
 
     /// Stops every server and task, kills redis-server and removes the temporary directory,
     /// waiting for all of it.
     pub async fn shutdown(mut self) {
-        self.shared.shutdown.cancel();
+        self.identity.shutdown.cancel();
         let mut tasks = std::mem::take(&mut self.tasks);
         let joined = tokio::time::timeout(Duration::from_secs(5), async {
             while tasks.join_next().await.is_some() {}
@@ -156,7 +169,7 @@ impl Emulator {
         if joined.is_err() {
             tasks.abort_all();
         }
-        if let Some(mut server) = self.shared.take_redis() {
+        if let Some(mut server) = self.gate.take_redis() {
             let _ = tokio::task::spawn_blocking(move || server.stop()).await;
         }
         if let Some(dir) = self.dir.take() {
@@ -168,9 +181,9 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        self.shared.shutdown.cancel();
+        self.identity.shutdown.cancel();
         self.tasks.abort_all();
-        if let Some(mut server) = self.shared.take_redis() {
+        if let Some(mut server) = self.gate.take_redis() {
             server.stop();
         }
     }

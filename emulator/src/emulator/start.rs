@@ -1,28 +1,26 @@
 //! Bringing an emulator up: the RSA key is generated on a blocking thread while the CA, the
-//! listeners and redis-server start; then the shared state, the identities registered at start
-//! and the servers.
+//! listeners and redis-server start; then the identity and gate states, the identities
+//! registered at start and the servers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use super::{DefaultIdentities, Emulator, EmulatorBuilder};
 use crate::error::EmulatorError;
-use crate::faults::{CounterCells, FaultState};
-use crate::identity::{self, Registry};
+use crate::gate::{self, GateSettings, GateState};
+use crate::identity::{self, IdentitySettings, IdentityState};
 use crate::jwt::KeyMaterial;
 use crate::net::{bind_loopback, free_port, local_addr};
+use crate::random::{random_access_key, random_hex};
 use crate::redis_server::{self, RedisConfig, RedisServer};
-use crate::shared::{Shared, random_access_key, random_hex};
-use crate::{gate, http, pki, resp};
+use crate::{http, pki, resp};
 
 impl Emulator {
     pub(super) async fn start_with(b: EmulatorBuilder) -> Result<Self, EmulatorError> {
@@ -47,44 +45,43 @@ impl Emulator {
 
         let listeners = Listeners::bind(b.plain_listener).await?;
         let password = SecretString::from(random_hex(24));
-        let (redis_config, server) = start_redis(binary, dir.path(), password.clone()).await?;
+        let (redis_config, server) = start_redis(binary, dir.path(), password).await?;
 
         let key = key_task
             .await
             .map_err(|e| EmulatorError::Key(e.to_string()))??;
         let tenant = b.tenant_id.clone().unwrap_or_else(identity::new_uuid);
-        let authority = format!("https://localhost:{}", listeners.entra_addr.port());
-        let shared = Arc::new(Shared {
+        let identity = Arc::new(IdentityState::new(
             key,
-            registry: Mutex::new(Registry::new(tenant.clone())),
-            token_lifetime_ms: AtomicU64::new(b.token_lifetime.as_millis() as u64),
-            access_key: Arc::new(RwLock::new(
-                b.access_key
+            IdentitySettings {
+                tenant_id: tenant.clone(),
+                token_lifetime: b.token_lifetime,
+                access_key: b
+                    .access_key
                     .clone()
                     .unwrap_or_else(|| SecretString::from(random_access_key())),
-            )),
-            access_key_enabled: Arc::new(AtomicBool::new(b.access_keys_enabled)),
-            identity_header: SecretString::from(random_hex(16)),
-            internal_password: password,
-            wrong_password: format!("wrong-{}", random_hex(8)),
-            counters: CounterCells::default(),
-            faults: FaultState::default(),
-            shutdown: CancellationToken::new(),
-            limits: resp::Limits {
-                max_bulk: b.max_bulk_len,
-                max_intercepted: b.max_intercepted_len,
+                access_keys_enabled: b.access_keys_enabled,
+                authority: format!("https://localhost:{}", listeners.entra_addr.port()),
+                dir: dir.path().to_path_buf(),
             },
-            auth_delay: b.auth_delay,
-            idle_timeout: b.idle_timeout,
+        ));
+        // The gate stops with the emulator.
+        let gate = Arc::new(GateState::new(
+            identity.clone(),
+            GateSettings {
+                limits: resp::Limits {
+                    max_bulk: b.max_bulk_len,
+                    max_intercepted: b.max_intercepted_len,
+                },
+                auth_delay: b.auth_delay,
+                idle_timeout: b.idle_timeout,
+            },
             redis_config,
-            redis: Mutex::new(Some(server)),
-            redis_restart: tokio::sync::Mutex::new(()),
-            federation_issuer: format!("{authority}/federation"),
-            authority,
-            dir: dir.path().to_path_buf(),
-        });
+            server,
+            identity.shutdown.child_token(),
+        ));
 
-        let defaults = DefaultIdentities::register(&shared, &tenant)?;
+        let defaults = DefaultIdentities::register(&identity, &tenant)?;
         let gate_tls = TlsAcceptor::from(pki.server_config.clone());
         let (tls_addr, plain_addr, mi_addr, entra_addr) = (
             listeners.tls_addr,
@@ -92,10 +89,11 @@ impl Emulator {
             listeners.mi_addr,
             listeners.entra_addr,
         );
-        let tasks = listeners.serve(&gate_tls, &pki, &shared);
+        let tasks = listeners.serve(&gate_tls, &pki, &identity, &gate);
 
         let emu = Emulator {
-            shared,
+            identity,
+            gate,
             tasks,
             tls_addr,
             plain_addr,
@@ -112,7 +110,7 @@ impl Emulator {
             gate_plain = ?emu.plain_addr,
             redis = %emu.redis_addr(),
             identity_endpoint = %emu.identity_endpoint(),
-            authority = %emu.shared.authority,
+            authority = %emu.identity.authority,
             "emulator started"
         );
         Ok(emu)
@@ -157,23 +155,29 @@ impl Listeners {
     }
 
     /// Spawns the gates and the identity endpoints; the tasks end at shutdown.
-    fn serve(self, gate_tls: &TlsAcceptor, pki: &pki::Pki, shared: &Arc<Shared>) -> JoinSet<()> {
+    fn serve(
+        self,
+        gate_tls: &TlsAcceptor,
+        pki: &pki::Pki,
+        identity: &Arc<IdentityState>,
+        gate: &Arc<GateState>,
+    ) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        tasks.spawn(gate::run(self.tls, Some(gate_tls.clone()), shared.clone()));
+        tasks.spawn(gate::run(self.tls, Some(gate_tls.clone()), gate.clone()));
         if let Some(l) = self.plain {
-            tasks.spawn(gate::run(l, None, shared.clone()));
+            tasks.spawn(gate::run(l, None, gate.clone()));
         }
         tasks.spawn(http::serve(
             self.mi,
             None,
-            http::managed_identity_router(shared.clone()),
-            shared.clone(),
+            http::managed_identity_router(identity.clone()),
+            identity.clone(),
         ));
         tasks.spawn(http::serve(
             self.entra,
             Some(TlsAcceptor::from(pki.http_server_config.clone())),
-            http::entra_router(shared.clone()),
-            shared.clone(),
+            http::entra_router(identity.clone()),
+            identity.clone(),
         ));
         tasks
     }

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Emulator;
-use crate::faults::inc;
+use crate::counters::inc;
 use crate::jwt::{self, REDIS_AUDIENCE};
 
 /// An access token minted by [`Emulator::mint_token`]. `Debug` does not show the token.
@@ -62,7 +62,7 @@ impl Emulator {
     pub fn mint_token(&self, oid: &str, lifetime: Duration) -> MintedToken {
         let tenant = self.tenant_id();
         let (token, exp) = self
-            .shared
+            .identity
             .mint(oid, &tenant, None, REDIS_AUDIENCE, lifetime);
         MintedToken {
             oid: oid.to_string(),
@@ -103,7 +103,7 @@ impl Emulator {
             TokenFlaw::BadSignature | TokenFlaw::Unsigned => {}
         }
         let expires_on = claims["exp"].as_i64().unwrap_or(now);
-        let mut token = self.shared.key.sign(&claims);
+        let mut token = self.identity.key.sign(&claims);
         match flaw {
             TokenFlaw::BadSignature => {
                 // Alter one full base64 character of the signature.
@@ -121,7 +121,7 @@ impl Emulator {
             }
             _ => {}
         }
-        inc(&self.shared.counters.tokens_minted);
+        inc(&self.identity.counters.tokens_minted);
         tracing::info!(oid, exp = expires_on, ?flaw, "flawed token minted");
         MintedToken {
             oid: oid.to_string(),

@@ -10,13 +10,14 @@
 //!
 //! `run` accepts connections and `handle` takes one from accept to close; `pre_auth` holds the
 //! limits on unauthenticated connections, `proxy` the two directions of an established
-//! connection, `session` what the gate knows of one client (AUTH, HELLO, subscriptions), and
-//! `client_text` makes what clients send safe for log lines.
+//! connection, `session` what the gate knows of one client (AUTH, HELLO, subscriptions), `state`
+//! the state of one gate and its AUTH check, and `client_text` makes what clients send safe for log lines.
 
 mod client_text;
 mod pre_auth;
 mod proxy;
 mod session;
+mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,13 +28,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::Shared;
 use crate::faults::inc;
 
 pub(crate) use client_text::escape_client_text;
 pub(crate) use pre_auth::PreAuth;
 use pre_auth::{Admission, UnauthSlot, sleep_until_opt};
 use proxy::{End, proxy};
+pub(crate) use state::{GateSettings, GateState};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -41,18 +42,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts gate connections until the emulator shuts down; owns every connection task.
-pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, gate: Arc<GateState>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = gate.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     // Taken right at accept, so that a fault called later applies to it.
-                    let half_open = shared.faults.half_open_token();
-                    let Some(slot) = UnauthSlot::acquire(&shared) else {
-                        inc(&shared.counters.connections_accepted);
-                        inc(&shared.counters.closed_unauthenticated);
+                    let half_open = gate.faults.half_open_token();
+                    let Some(slot) = UnauthSlot::acquire(&gate) else {
+                        inc(&gate.counters.connections_accepted);
+                        inc(&gate.counters.closed_unauthenticated);
                         tracing::debug!(
                             "too many unauthenticated connections; closing a new one"
                         );
@@ -61,10 +62,10 @@ pub(crate) async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, shared:
                     };
                     let admission = Admission {
                         slot,
-                        pre_auth_deadline: shared.faults.pre_auth.deadline(),
+                        pre_auth_deadline: gate.faults.pre_auth.deadline(),
                         half_open,
                     };
-                    conns.spawn(handle(stream, tls.clone(), shared.clone(), admission));
+                    conns.spawn(handle(stream, tls.clone(), gate.clone(), admission));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gate accept failed");
@@ -105,18 +106,18 @@ async fn setup<F: Future>(step: F, admission: &Admission) -> Setup<F::Output> {
 async fn handle(
     mut stream: TcpStream,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    gate: Arc<GateState>,
     admission: Admission,
 ) {
     let conn_id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-    inc(&shared.counters.connections_accepted);
-    inc(&shared.counters.connections_open);
-    let _open = OpenGuard(&shared.counters.connections_open);
+    inc(&gate.counters.connections_accepted);
+    inc(&gate.counters.connections_open);
+    let _open = OpenGuard(&gate.counters.connections_open);
     let _ = stream.set_nodelay(true);
 
     let connect = tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
-        TcpStream::connect(("127.0.0.1", shared.redis_config.port)),
+        TcpStream::connect(("127.0.0.1", gate.redis_config.port)),
     );
     let end = match setup(connect, &admission).await {
         Setup::Done(Ok(Ok(upstream))) => {
@@ -128,7 +129,7 @@ async fn handle(
                     match setup(handshake, &admission).await {
                         Setup::Done(Ok(Ok(tls_stream))) => {
                             let (r, w) = tokio::io::split(tls_stream);
-                            proxy(r, w, upstream, &shared, conn_id, admission).await
+                            proxy(r, w, upstream, &gate, conn_id, admission).await
                         }
                         Setup::Done(Ok(Err(e))) => {
                             tracing::debug!(conn = conn_id, error = %e, "TLS handshake failed");
@@ -144,7 +145,7 @@ async fn handle(
                 }
                 None => {
                     let (r, w) = stream.split();
-                    proxy(r, w, upstream, &shared, conn_id, admission).await
+                    proxy(r, w, upstream, &gate, conn_id, admission).await
                 }
             }
         }
@@ -160,7 +161,7 @@ async fn handle(
     };
     match end {
         End::Expired => {
-            inc(&shared.counters.closed_at_expiry);
+            inc(&gate.counters.closed_at_expiry);
             tracing::info!(
                 conn = conn_id,
                 "token expired without re-AUTH; closing the connection"
@@ -168,20 +169,20 @@ async fn handle(
         }
         End::Dropped => tracing::debug!(conn = conn_id, "connection dropped by fault injection"),
         End::Idle => {
-            inc(&shared.counters.closed_idle);
+            inc(&gate.counters.closed_idle);
             tracing::info!(conn = conn_id, "idle timeout; closing the connection");
         }
         End::Unauthenticated => {
-            inc(&shared.counters.closed_unauthenticated);
+            inc(&gate.counters.closed_unauthenticated);
             tracing::info!(
                 conn = conn_id,
                 "no successful AUTH within the pre-auth timeout; closing the connection"
             );
         }
         End::HalfOpen => {
-            inc(&shared.counters.half_opened);
+            inc(&gate.counters.half_opened);
             tracing::debug!(conn = conn_id, "connection half-open by fault injection");
-            black_hole(&mut stream, &shared).await;
+            black_hole(&mut stream, &gate).await;
             tracing::debug!(conn = conn_id, "half-open connection closed");
         }
         ref other => tracing::debug!(conn = conn_id, end = ?other, "connection closed"),
@@ -191,7 +192,7 @@ async fn handle(
 /// A half-open connection: reads and discards whatever the client sends, writes nothing, and
 /// returns once the client closes (or the socket fails) or the emulator shuts down. The raw
 /// socket is read, not the TLS session, so not even a TLS alert goes out.
-async fn black_hole(stream: &mut TcpStream, shared: &Shared) {
+async fn black_hole(stream: &mut TcpStream, gate: &GateState) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
@@ -199,7 +200,7 @@ async fn black_hole(stream: &mut TcpStream, shared: &Shared) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
-            _ = shared.shutdown.cancelled() => return,
+            _ = gate.shutdown.cancelled() => return,
         }
     }
 }

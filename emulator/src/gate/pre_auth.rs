@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
+use super::GateState;
 use crate::faults::Faults;
 
 /// The gate's Azure-like limits on connections that have not authenticated yet, adjustable at
@@ -41,23 +41,23 @@ impl PreAuth {
 }
 
 /// One of the [`PreAuth`] slots for unauthenticated connections; given back on release or drop.
-pub(super) struct UnauthSlot(Option<Arc<Shared>>);
+pub(super) struct UnauthSlot(Option<Arc<GateState>>);
 
 impl UnauthSlot {
-    pub(super) fn acquire(shared: &Arc<Shared>) -> Option<Self> {
-        let p = &shared.faults.pre_auth;
+    pub(super) fn acquire(gate: &Arc<GateState>) -> Option<Self> {
+        let p = &gate.faults.pre_auth;
         let max = p.max_open.load(Ordering::SeqCst);
         p.open
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
-        Some(Self(Some(shared.clone())))
+        Some(Self(Some(gate.clone())))
     }
 
     pub(super) fn release(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.faults.pre_auth.open.fetch_sub(1, Ordering::SeqCst);
+        if let Some(gate) = self.0.take() {
+            gate.faults.pre_auth.open.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

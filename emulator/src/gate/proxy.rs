@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::GateState;
 use super::pre_auth::{Admission, pre_auth_expiry};
 use super::session::Session;
-use crate::Shared;
 use crate::faults::inc;
 use crate::resp::{Intercept, Item, RequestParser};
 
@@ -80,7 +80,7 @@ pub(super) async fn proxy<R, W>(
     mut cr: R,
     mut cw: W,
     upstream: TcpStream,
-    shared: &Arc<Shared>,
+    gate: &Arc<GateState>,
     conn_id: u64,
     admission: Admission,
 ) -> End
@@ -90,7 +90,7 @@ where
 {
     let (mut ur, mut uw) = upstream.into_split();
     let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
-    let kill = shared.faults.kill_token();
+    let kill = gate.faults.kill_token();
     let Admission {
         slot,
         pre_auth_deadline,
@@ -101,10 +101,10 @@ where
     let activity = Activity::new();
 
     let end = {
-        let c2s = client_to_server(&mut cr, &mut uw, shared, &mut session, &activity);
-        let s2c = server_to_client(&mut ur, &mut cw, shared, &activity);
+        let c2s = client_to_server(&mut cr, &mut uw, gate, &mut session, &activity);
+        let s2c = server_to_client(&mut ur, &mut cw, gate, &activity);
         let expiry = wait_expiry(deadline_rx);
-        let idle = activity.idle(shared.idle_timeout);
+        let idle = activity.idle(gate.settings.idle_timeout);
         let pre_auth = pre_auth_expiry(pre_auth_deadline, authed);
         tokio::pin!(c2s, s2c, expiry, idle, pre_auth);
         let mut c2s_done = false;
@@ -124,7 +124,7 @@ where
                 _ = &mut idle => break End::Idle,
                 _ = &mut pre_auth => break End::Unauthenticated,
                 _ = kill.cancelled() => break End::Dropped,
-                _ = shared.shutdown.cancelled() => break End::Shutdown,
+                _ = gate.shutdown.cancelled() => break End::Shutdown,
                 _ = tokio::time::sleep(LINGER), if c2s_done => break End::Linger,
             }
         }
@@ -162,7 +162,7 @@ async fn wait_expiry(mut rx: watch::Receiver<Option<Instant>>) {
 async fn client_to_server<R, W>(
     cr: &mut R,
     uw: &mut W,
-    shared: &Shared,
+    gate: &GateState,
     session: &mut Session,
     activity: &Activity,
 ) -> C2s
@@ -170,11 +170,11 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut parser = RequestParser::new(shared.limits);
+    let mut parser = RequestParser::new(gate.settings.limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
-        shared.faults.wait_stall().await;
+        gate.faults.wait_stall().await;
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -197,19 +197,19 @@ where
                 Item::Forward(n) => pos += n,
                 Item::Command(cmd, n) => {
                     if matches!(cmd.kind, Intercept::Auth | Intercept::Hello)
-                        && let Some(delay) = shared.auth_delay
+                        && let Some(delay) = gate.settings.auth_delay
                     {
                         tokio::time::sleep(delay).await;
                     }
                     out.extend_from_slice(&buf[fwd_start..pos]);
-                    out.extend_from_slice(&session.handle(cmd, shared));
+                    out.extend_from_slice(&session.handle(cmd, gate));
                     pos += n;
                     fwd_start = pos;
                 }
                 Item::Poison(p) => {
                     out.extend_from_slice(&buf[fwd_start..pos]);
                     fwd_start = pos;
-                    inc(&shared.counters.protocol_errors);
+                    inc(&gate.counters.protocol_errors);
                     tracing::info!(
                         conn = session.conn_id,
                         reason = p.reason,
@@ -228,7 +228,7 @@ where
             &out
         };
         if !pending.is_empty() {
-            shared.faults.wait_stall().await;
+            gate.faults.wait_stall().await;
             if uw.write_all(pending).await.is_err() {
                 return C2s::Failed;
             }
@@ -243,7 +243,7 @@ where
     }
 }
 
-async fn server_to_client<R, W>(ur: &mut R, cw: &mut W, shared: &Shared, activity: &Activity)
+async fn server_to_client<R, W>(ur: &mut R, cw: &mut W, gate: &GateState, activity: &Activity)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -255,7 +255,7 @@ where
             Ok(n) => n,
         };
         activity.touch();
-        shared.faults.wait_stall().await;
+        gate.faults.wait_stall().await;
         if cw.write_all(&buf[..n]).await.is_err() || cw.flush().await.is_err() {
             return;
         }

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::GateState;
 use super::pre_auth::UnauthSlot;
-use crate::Shared;
 use crate::resp::{Command, Intercept, encode_command, string2ll};
 
 /// What the gate knows about one client connection.
@@ -77,9 +77,9 @@ impl Session {
         self.deadline.send_replace(deadline);
     }
 
-    pub(super) fn handle(&mut self, cmd: Command, shared: &Shared) -> Vec<u8> {
-        let wrong = shared.wrong_password.as_bytes();
-        let internal = shared.internal_password.expose_secret().as_bytes();
+    pub(super) fn handle(&mut self, cmd: Command, gate: &GateState) -> Vec<u8> {
+        let wrong = gate.wrong_password.as_bytes();
+        let internal = gate.internal_password().expose_secret().as_bytes();
         let Command { kind, mut args } = cmd;
         match kind {
             Intercept::Auth => {
@@ -95,7 +95,7 @@ impl Session {
                         } else {
                             (Some(&args[0][..]), &args[1])
                         };
-                        let verdict = shared.check_auth(user, pass, self.conn_id);
+                        let verdict = gate.check_auth(user, pass, self.conn_id);
                         let pw = match verdict {
                             Ok(exp) => {
                                 self.accept(exp);
@@ -116,7 +116,7 @@ impl Session {
                     }
                 }
             }
-            Intercept::Hello => self.hello(&mut args, shared, internal, wrong),
+            Intercept::Hello => self.hello(&mut args, gate, internal, wrong),
             Intercept::Reset => {
                 if args.is_empty() {
                     self.authenticated = false;
@@ -162,7 +162,7 @@ impl Session {
     fn hello(
         &mut self,
         args: &mut [Bytes],
-        shared: &Shared,
+        gate: &GateState,
         internal: &[u8],
         wrong: &[u8],
     ) -> Vec<u8> {
@@ -194,7 +194,7 @@ impl Session {
         let restricted = self.pubsub_restricted();
         match auth_at {
             Some(at) if version_ok && syntax_ok && !restricted => {
-                let verdict = shared.check_auth(Some(&args[at]), &args[at + 1], self.conn_id);
+                let verdict = gate.check_auth(Some(&args[at]), &args[at + 1], self.conn_id);
                 args[at] = Bytes::from_static(b"default");
                 match verdict {
                     Ok(exp) => {

@@ -1,9 +1,14 @@
-//! The identity registry: which principals exist and how they prove who they are.
+//! The identity registry: which principals exist and how they prove who they are; the identity
+//! state built around it is in `state`.
+
+mod state;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
+
+pub(crate) use state::{IdentitySettings, IdentityState};
 
 /// A user-assigned managed identity.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,98 +1,101 @@
-//! State shared by the emulator's servers.
+//! The identity side of one emulator, shared by all of its gates (a single node's, or every
+//! node's of a cluster): the signing key, the registry, the access key, the identity endpoints'
+//! faults and counters.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use base64::Engine as _;
-use rsa::rand_core::{OsRng, RngCore as _};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::counters::{IdentityCounterCells, inc};
 use crate::error::EmulatorError;
-use crate::faults::{CounterCells, FaultState, inc};
+use crate::faults::IdentityFaults;
 use crate::identity::{Registry, ServicePrincipal, WorkloadIdentity, secret_eq};
-use crate::jwt::{self, FEDERATED_AUDIENCE, KeyMaterial, Rejection};
-use crate::redis_server::{RedisConfig, RedisServer};
-use crate::resp;
+use crate::jwt::{self, FEDERATED_AUDIENCE, KeyMaterial};
+use crate::random::random_hex;
 
 /// Lifetime of the federated token files the emulator writes.
 pub(crate) const FEDERATED_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    OsRng.fill_bytes(&mut b);
-    b
-}
-
-pub(crate) fn random_hex(n_bytes: usize) -> String {
-    let mut b = vec![0u8; n_bytes];
-    OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A random access key shaped like Azure's (base64 of 32 bytes) that contains `+`, `/` and `=`,
-/// so that parsers of both connection string syntaxes get exercised.
-pub(crate) fn random_access_key() -> String {
-    loop {
-        let k = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
-        if k.contains('+') && k.contains('/') {
-            return k;
-        }
-    }
-}
-
-/// State shared by the emulator's servers.
-pub(crate) struct Shared {
+/// The identity side of one emulator: who exists, how tokens are signed and how long they
+/// last, the access key, and the identity endpoints' faults and counters. Every gate of the
+/// emulator checks AUTH against this one state, so that a key or lifetime set once holds for
+/// all of them.
+pub(crate) struct IdentityState {
     pub(crate) key: Arc<KeyMaterial>,
     pub(crate) registry: Mutex<Registry>,
     pub(crate) token_lifetime_ms: AtomicU64,
-    /// Shared by the identity emulator and every cluster node's gate, so that a key set on one
-    /// is the key of all.
-    pub(crate) access_key: Arc<RwLock<SecretString>>,
-    /// Shared like `access_key`.
-    pub(crate) access_key_enabled: Arc<AtomicBool>,
+    pub(crate) access_key: RwLock<SecretString>,
+    pub(crate) access_key_enabled: AtomicBool,
     pub(crate) identity_header: SecretString,
-    pub(crate) internal_password: SecretString,
-    pub(crate) wrong_password: String,
-    pub(crate) counters: CounterCells,
-    pub(crate) faults: FaultState,
+    pub(crate) counters: IdentityCounterCells,
+    pub(crate) faults: IdentityFaults,
+    /// Stops the identity endpoints.
     pub(crate) shutdown: CancellationToken,
-    pub(crate) limits: resp::Limits,
-    pub(crate) auth_delay: Option<Duration>,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) redis_config: RedisConfig,
-    pub(crate) redis: Mutex<Option<RedisServer>>,
-    pub(crate) redis_restart: tokio::sync::Mutex<()>,
     pub(crate) authority: String,
     pub(crate) federation_issuer: String,
-    /// The temporary directory (CA file, federated token files, redis.conf and log).
+    /// The emulator's temporary directory, where federated token files go.
     pub(crate) dir: PathBuf,
 }
 
-impl std::fmt::Debug for Shared {
+/// What an [`IdentityState`] starts with.
+pub(crate) struct IdentitySettings {
+    pub(crate) tenant_id: String,
+    pub(crate) token_lifetime: Duration,
+    pub(crate) access_key: SecretString,
+    pub(crate) access_keys_enabled: bool,
+    /// The token endpoint's base URL, `https://localhost:<port>`.
+    pub(crate) authority: String,
+    pub(crate) dir: PathBuf,
+}
+
+impl std::fmt::Debug for IdentityState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("IdentityState")
             .field("authority", &self.authority)
-            .field("redis_port", &self.redis_config.port)
             .finish_non_exhaustive()
     }
 }
 
-/// A username fit for logs: what clients send there is an oid, a client id or `default`;
-/// anything that looks like a token (or is long) is not shown, the rest is escaped
-/// ([`crate::gate::escape_client_text`]) so that it cannot forge log lines.
-fn loggable_user(bytes: &[u8]) -> String {
-    if bytes.len() > 64 || bytes.starts_with(b"eyJ") {
-        format!("<{} bytes not shown>", bytes.len())
-    } else {
-        crate::gate::escape_client_text(bytes)
+impl IdentityState {
+    pub(crate) fn new(key: Arc<KeyMaterial>, settings: IdentitySettings) -> Self {
+        let IdentitySettings {
+            tenant_id,
+            token_lifetime,
+            access_key,
+            access_keys_enabled,
+            authority,
+            dir,
+        } = settings;
+        Self {
+            key,
+            registry: Mutex::new(Registry::new(tenant_id)),
+            token_lifetime_ms: AtomicU64::new(token_lifetime.as_millis() as u64),
+            access_key: RwLock::new(access_key),
+            access_key_enabled: AtomicBool::new(access_keys_enabled),
+            identity_header: SecretString::from(random_hex(16)),
+            counters: IdentityCounterCells::default(),
+            faults: IdentityFaults::default(),
+            shutdown: CancellationToken::new(),
+            federation_issuer: format!("{authority}/federation"),
+            authority,
+            dir,
+        }
     }
-}
 
-impl Shared {
+    /// Whether `password` is the access key and access-key auth is enabled.
+    pub(crate) fn access_key_accepts(&self, password: &[u8]) -> bool {
+        self.access_key_enabled.load(Ordering::SeqCst)
+            && secret_eq(
+                &self.access_key.read().unwrap_or_else(|p| p.into_inner()),
+                password,
+            )
+    }
+
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -107,14 +110,6 @@ impl Shared {
 
     pub(crate) fn federation_issuer(&self) -> &str {
         &self.federation_issuer
-    }
-
-    pub(crate) fn take_redis(&self) -> Option<RedisServer> {
-        self.redis.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    pub(crate) fn put_redis(&self, server: RedisServer) {
-        *self.redis.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
     }
 
     /// Mints an access token; returns it and its `exp`.
@@ -151,64 +146,6 @@ impl Shared {
         inc(&self.counters.tokens_minted);
         tracing::info!(oid, exp, "token minted");
         (token, exp)
-    }
-
-    /// Validates AUTH credentials like Azure. `Ok(Some(exp))` for a token, `Ok(None)` for the
-    /// access key.
-    pub(crate) fn check_auth(
-        &self,
-        username: Option<&[u8]>,
-        password: &[u8],
-        conn: u64,
-    ) -> Result<Option<i64>, Rejection> {
-        let user = username
-            .map(loggable_user)
-            .unwrap_or_else(|| "default".to_string());
-        let verdict = self.verdict(username, password);
-        match &verdict {
-            Ok(Some(exp)) => {
-                inc(&self.counters.auth_accepted);
-                tracing::info!(conn, oid = %user, exp, "AUTH accepted (token)");
-            }
-            Ok(None) => {
-                inc(&self.counters.auth_accepted);
-                tracing::info!(conn, user = %user, "AUTH accepted (access key)");
-            }
-            Err(r) => {
-                inc(&self.counters.auth_rejected);
-                tracing::info!(conn, user = %user, reason = r.as_str(), "AUTH rejected");
-            }
-        }
-        verdict
-    }
-
-    pub(crate) fn verdict(
-        &self,
-        username: Option<&[u8]>,
-        password: &[u8],
-    ) -> Result<Option<i64>, Rejection> {
-        if self.faults.take_auth_rejection() {
-            return Err(Rejection::Injected);
-        }
-        let default_user = username.is_none_or(|u| u == b"default");
-        if default_user {
-            let key_ok = self.access_key_enabled.load(Ordering::SeqCst)
-                && secret_eq(
-                    &self.access_key.read().unwrap_or_else(|p| p.into_inner()),
-                    password,
-                );
-            return if key_ok {
-                Ok(None)
-            } else {
-                Err(Rejection::WrongPassword)
-            };
-        }
-        let token = std::str::from_utf8(password).map_err(|_| Rejection::Malformed)?;
-        let valid = jwt::validate_access_token(&self.key, token)?;
-        if Some(valid.oid.as_bytes()) != username {
-            return Err(Rejection::UsernameMismatch);
-        }
-        Ok(Some(valid.exp))
     }
 
     pub(crate) fn add_service_principal(
