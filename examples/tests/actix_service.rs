@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use azure_redis_emulator::AuthKind;
+use azure_redis_emulator::ServiceConnectorAuth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_actix_service");
 
@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_actix_service");
 async fn serves_through_token_refreshes_with_a_system_assigned_identity() {
     common::bounded(common::serves_through_token_refreshes(
         BIN,
-        AuthKind::SystemIdentity,
+        ServiceConnectorAuth::SystemIdentity,
         Duration::from_secs(9),
     ))
     .await;
@@ -23,7 +23,7 @@ async fn serves_through_token_refreshes_with_a_system_assigned_identity() {
 async fn serves_through_token_refreshes_with_a_user_assigned_identity() {
     common::bounded(common::serves_through_token_refreshes(
         BIN,
-        AuthKind::UserIdentity,
+        ServiceConnectorAuth::UserIdentity,
         Duration::from_secs(6),
     ))
     .await;

@@ -10,7 +10,7 @@ use axum::extract::{FromRef, State};
 use axum::routing::get;
 use azure_redis_connect::redis::AsyncCommands;
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString};
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 
 #[derive(AzureRedisConfig)]
 #[azure_redis(auth = "service_principal")]
@@ -24,7 +24,8 @@ struct Cache {
 
 /// A handle through the emulator's service principal, configured in-process (no environment).
 async fn connect(emu: &Emulator) -> AzureRedis {
-    let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal)).expect("config");
+    let cache =
+        Cache::from_vars(emu.env_for(ServiceConnectorAuth::ServicePrincipal)).expect("config");
     AzureRedis::builder_from(&cache)
         .expect("builder")
         .root_certificate_pem(emu.ca_pem())
@@ -88,7 +89,7 @@ async fn axum_extracts_the_handle_from_any_state() {
             assert_eq!(r.status, 200, "{}", r.body);
             assert_eq!(r.header("content-type"), Some("application/json"));
             assert_eq!(r.json()["status"], "ok");
-            common::assert_no_secret(&r.body, &emu, AuthKind::ServicePrincipal);
+            common::assert_no_secret(&r.body, &emu, ServiceConnectorAuth::ServicePrincipal);
         }
         servers.abort_all();
         while servers.join_next().await.is_some() {}

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use azure_redis_connect::redis::{self, AsyncCommands, IntoConnectionInfo};
-use azure_redis_emulator::{AuthKind, Emulator, IdentityEndpoint, IdentityFault};
+use azure_redis_emulator::{Emulator, IdentityEndpoint, IdentityFault, ServiceConnectorAuth};
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 
@@ -47,7 +46,12 @@ pub struct Service {
 impl Service {
     /// Starts `bin` with only the emulator's variables for `kind`, `LISTEN_ADDR=127.0.0.1:0`
     /// and `extra`, and waits for its "listening on" line.
-    pub async fn start(bin: &str, emu: &Emulator, kind: AuthKind, extra: &[(&str, &str)]) -> Self {
+    pub async fn start(
+        bin: &str,
+        emu: &Emulator,
+        kind: ServiceConnectorAuth,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(bin);
         command
             .env_clear()
@@ -192,81 +196,51 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request on a new connection (`Connection: close`), within 10 s.
+/// One HTTP request on a new connection (no pooling, so that each request sees the service
+/// as it is now), within 10 s.
 pub async fn request(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response, String> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        parse_response(&raw)
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client")
+    });
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut request = client.request(method.clone(), format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
         .await
-        .map_err(|_| format!("{method} {path}: no response within 10 s"))?
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no end of headers in {text:?}"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
         .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| format!("{method} {path}: body: {e}"))?;
     Ok(Response {
         status,
         headers,
         body,
     })
-}
-
-fn dechunk(mut rest: &str) -> Result<String, String> {
-    let mut body = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n").ok_or("bad chunk")?;
-        let size = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
-        if size == 0 {
-            return Ok(body);
-        }
-        body.push_str(after.get(..size).ok_or("short chunk")?);
-        rest = after.get(size + 2..).ok_or("short chunk")?;
-    }
 }
 
 /// A connection to the emulator's redis-server itself (behind the gate), to check the data.
@@ -287,7 +261,7 @@ pub async fn direct_redis(emu: &Emulator) -> redis::aio::MultiplexedConnection {
 }
 
 /// Asserts that nothing secret the service was given shows in `text`.
-pub fn assert_no_secret(text: &str, emu: &Emulator, kind: AuthKind) {
+pub fn assert_no_secret(text: &str, emu: &Emulator, kind: ServiceConnectorAuth) {
     for (name, value) in emu.env_for(kind) {
         if name.contains("HEADER") || name.contains("SECRET") || name.contains("PASSWORD") {
             assert!(!text.contains(&value), "{name}'s value leaked:\n{text}");
@@ -304,7 +278,11 @@ pub fn assert_no_secret(text: &str, emu: &Emulator, kind: AuthKind) {
 /// Drives the service for `duration`, and longer if needed until it logged two token refreshes,
 /// with four concurrent clients mixing counter and item requests, then checks every answer,
 /// the data in Redis, `/health`, the logs and a clean shutdown.
-pub async fn serves_through_token_refreshes(bin: &str, kind: AuthKind, duration: Duration) {
+pub async fn serves_through_token_refreshes(
+    bin: &str,
+    kind: ServiceConnectorAuth,
+    duration: Duration,
+) {
     let emu = emulator(TOKEN_LIFETIME).await;
     let service = Service::start(
         bin,
@@ -452,7 +430,7 @@ pub async fn api_behaves(bin: &str) {
     let service = Service::start(
         bin,
         &emu,
-        AuthKind::SystemIdentity,
+        ServiceConnectorAuth::SystemIdentity,
         &[
             ("RATE_LIMIT", "5"),
             ("RATE_WINDOW_SECS", "3600"),
@@ -552,7 +530,7 @@ pub async fn api_behaves(bin: &str) {
 /// again once it is back.
 pub async fn health_follows_token_expiry(bin: &str) {
     let emu = emulator(TOKEN_LIFETIME).await;
-    let mut service = Service::start(bin, &emu, AuthKind::SystemIdentity, &[]).await;
+    let mut service = Service::start(bin, &emu, ServiceConnectorAuth::SystemIdentity, &[]).await;
     let addr = service.addr.clone();
     let health = request(&addr, "GET", "/health", &[]).await.unwrap();
     assert_eq!(health.status, 200, "{}", health.body);
@@ -575,7 +553,11 @@ pub async fn health_follows_token_expiry(bin: &str) {
             .any(|r| r.as_str().is_some_and(|r| r.contains("expired")))),
         "{json}"
     );
-    assert_no_secret(&json.to_string(), &emu, AuthKind::SystemIdentity);
+    assert_no_secret(
+        &json.to_string(),
+        &emu,
+        ServiceConnectorAuth::SystemIdentity,
+    );
     service
         .wait_for_log("token refresh failed", Duration::from_secs(5))
         .await;
@@ -595,7 +577,7 @@ pub async fn health_follows_token_expiry(bin: &str) {
 /// `/health` turns 503 while the server does not answer (`PING` times out), and 200 after.
 pub async fn health_follows_an_unreachable_server(bin: &str) {
     let emu = emulator(Duration::from_secs(60)).await;
-    let service = Service::start(bin, &emu, AuthKind::SystemIdentity, &[]).await;
+    let service = Service::start(bin, &emu, ServiceConnectorAuth::SystemIdentity, &[]).await;
     let addr = service.addr.clone();
     emu.faults().stall_gate(Duration::from_secs(4));
     let health = request(&addr, "GET", "/health", &[]).await.unwrap();
