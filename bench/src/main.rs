@@ -31,7 +31,7 @@ use azure_redis_connect::redis::aio::{ConnectionLike, MultiplexedConnection};
 use azure_redis_connect::redis::{self, AsyncCommands};
 use azure_redis_connect::token::{AccessToken, RefreshPolicy, TokenError, TokenSource};
 use azure_redis_connect::{Auth, AzureRedis, AzureRedisConfig, Endpoint, SecretString};
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -409,7 +409,7 @@ fn command_line(program: &str, arg: &str) -> String {
 }
 
 async fn gate_handle(emu: &Emulator, policy: RefreshPolicy) -> Result<AzureRedis, Error> {
-    let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal))?;
+    let cache = Cache::from_vars(emu.env_for(ServiceConnectorAuth::ServicePrincipal))?;
     Ok(AzureRedis::builder_from(&cache)?
         .root_certificate_pem(emu.ca_pem())
         .authority_host(emu.token_endpoint_authority())
@@ -671,7 +671,7 @@ async fn main() -> Result<(), Error> {
     // a child process started with Service Connector's variables, as an application would.
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg(COLD_START_CHILD)
-        .envs(emu.env_for(AuthKind::SystemIdentity))
+        .envs(emu.env_for(ServiceConnectorAuth::SystemIdentity))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()

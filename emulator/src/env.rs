@@ -10,7 +10,7 @@ use crate::Emulator;
 /// An auth type of Service Connector for Azure Cache for Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum AuthKind {
+pub enum ServiceConnectorAuth {
     /// System-assigned managed identity.
     SystemIdentity,
     /// User-assigned managed identity.
@@ -27,33 +27,37 @@ pub enum AuthKind {
     ConnectionStringUrl,
 }
 
-impl AuthKind {
+/// The former name of [`ServiceConnectorAuth`] (the runtime crate has an `AuthKind` of its own).
+#[deprecated(note = "renamed to `ServiceConnectorAuth`")]
+pub type AuthKind = ServiceConnectorAuth;
+
+impl ServiceConnectorAuth {
     /// Every auth kind.
-    pub const ALL: [AuthKind; 7] = [
-        AuthKind::SystemIdentity,
-        AuthKind::UserIdentity,
-        AuthKind::ServicePrincipal,
-        AuthKind::WorkloadIdentity,
-        AuthKind::AccessKey,
-        AuthKind::ConnectionStringStackExchange,
-        AuthKind::ConnectionStringUrl,
+    pub const ALL: [ServiceConnectorAuth; 7] = [
+        ServiceConnectorAuth::SystemIdentity,
+        ServiceConnectorAuth::UserIdentity,
+        ServiceConnectorAuth::ServicePrincipal,
+        ServiceConnectorAuth::WorkloadIdentity,
+        ServiceConnectorAuth::AccessKey,
+        ServiceConnectorAuth::ConnectionStringStackExchange,
+        ServiceConnectorAuth::ConnectionStringUrl,
     ];
 
     /// The command-line name (`system-identity`, ..., `connection-string-url`).
     pub fn as_str(self) -> &'static str {
         match self {
-            AuthKind::SystemIdentity => "system-identity",
-            AuthKind::UserIdentity => "user-identity",
-            AuthKind::ServicePrincipal => "service-principal",
-            AuthKind::WorkloadIdentity => "workload-identity",
-            AuthKind::AccessKey => "access-key",
-            AuthKind::ConnectionStringStackExchange => "connection-string",
-            AuthKind::ConnectionStringUrl => "connection-string-url",
+            ServiceConnectorAuth::SystemIdentity => "system-identity",
+            ServiceConnectorAuth::UserIdentity => "user-identity",
+            ServiceConnectorAuth::ServicePrincipal => "service-principal",
+            ServiceConnectorAuth::WorkloadIdentity => "workload-identity",
+            ServiceConnectorAuth::AccessKey => "access-key",
+            ServiceConnectorAuth::ConnectionStringStackExchange => "connection-string",
+            ServiceConnectorAuth::ConnectionStringUrl => "connection-string-url",
         }
     }
 }
 
-impl fmt::Display for AuthKind {
+impl fmt::Display for ServiceConnectorAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -66,7 +70,7 @@ impl fmt::Display for AuthKind {
 )]
 pub struct UnknownAuthKind(pub String);
 
-impl FromStr for AuthKind {
+impl FromStr for ServiceConnectorAuth {
     type Err = UnknownAuthKind;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -81,7 +85,7 @@ impl FromStr for AuthKind {
             "url" => "connection-string-url",
             other => other,
         };
-        AuthKind::ALL
+        ServiceConnectorAuth::ALL
             .into_iter()
             .find(|k| k.as_str() == alias)
             .ok_or_else(|| UnknownAuthKind(s.to_string()))
@@ -96,7 +100,7 @@ impl Emulator {
     /// Every kind gets `AZURE_REDIS_HOST=localhost` (or a connection string naming
     /// `localhost`), the gate's TLS port (`AZURE_REDIS_PORT`, since it is not Azure's 6380) and
     /// `SSL_CERT_FILE` naming the emulator's CA.
-    pub fn env_for(&self, kind: AuthKind) -> Vec<(String, String)> {
+    pub fn env_for(&self, kind: ServiceConnectorAuth) -> Vec<(String, String)> {
         let port = self.tls_addr().port().to_string();
         let ca = self.ca_file().display().to_string();
         let authority = self.token_endpoint_authority();
@@ -108,9 +112,9 @@ impl Emulator {
             v.push(("AZURE_REDIS_PORT", port.clone()));
         };
         match kind {
-            AuthKind::SystemIdentity | AuthKind::UserIdentity => {
+            ServiceConnectorAuth::SystemIdentity | ServiceConnectorAuth::UserIdentity => {
                 host_port(&mut v);
-                if kind == AuthKind::UserIdentity {
+                if kind == ServiceConnectorAuth::UserIdentity {
                     v.push((
                         "AZURE_REDIS_CLIENTID",
                         self.default_user_identity().client_id.clone(),
@@ -122,7 +126,7 @@ impl Emulator {
                     self.identity_header().expose_secret().to_string(),
                 ));
             }
-            AuthKind::ServicePrincipal => {
+            ServiceConnectorAuth::ServicePrincipal => {
                 let (sp, sp_secret) = self.default_service_principal();
                 host_port(&mut v);
                 v.push(("AZURE_REDIS_CLIENTID", sp.client_id.clone()));
@@ -133,7 +137,7 @@ impl Emulator {
                 v.push(("AZURE_REDIS_TENANTID", sp.tenant_id.clone()));
                 v.push(("AZURE_AUTHORITY_HOST", authority));
             }
-            AuthKind::WorkloadIdentity => {
+            ServiceConnectorAuth::WorkloadIdentity => {
                 let wi = self.default_workload_identity();
                 host_port(&mut v);
                 v.push(("AZURE_REDIS_CLIENTID", wi.client_id.clone()));
@@ -145,17 +149,17 @@ impl Emulator {
                 ));
                 v.push(("AZURE_AUTHORITY_HOST", authority));
             }
-            AuthKind::AccessKey => {
+            ServiceConnectorAuth::AccessKey => {
                 host_port(&mut v);
                 v.push(("AZURE_REDIS_DATABASE", "0".to_string()));
                 v.push(("AZURE_REDIS_PASSWORD", key.to_string()));
                 v.push(("AZURE_REDIS_SSL", "true".to_string()));
             }
-            AuthKind::ConnectionStringStackExchange => v.push((
+            ServiceConnectorAuth::ConnectionStringStackExchange => v.push((
                 "AZURE_REDIS_CONNECTIONSTRING",
                 format!("localhost:{port},password={key},ssl=True,defaultDatabase=0"),
             )),
-            AuthKind::ConnectionStringUrl => v.push((
+            ServiceConnectorAuth::ConnectionStringUrl => v.push((
                 "AZURE_REDIS_CONNECTIONSTRING",
                 format!("rediss://:{key}@localhost:{port}/0"),
             )),
@@ -181,10 +185,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in AuthKind::ALL {
-            assert_eq!(k.as_str().parse::<AuthKind>(), Ok(k));
+        for k in ServiceConnectorAuth::ALL {
+            assert_eq!(k.as_str().parse::<ServiceConnectorAuth>(), Ok(k));
         }
-        assert!("nope".parse::<AuthKind>().is_err());
+        assert!("nope".parse::<ServiceConnectorAuth>().is_err());
     }
 
     #[test]

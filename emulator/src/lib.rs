@@ -19,14 +19,14 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), azure_redis_emulator::EmulatorError> {
 //! use std::time::Duration;
-//! use azure_redis_emulator::{AuthKind, Emulator};
+//! use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 //!
 //! let emu = Emulator::builder()
 //!     .token_lifetime(Duration::from_secs(3))
 //!     .plain_listener(true)
 //!     .start()
 //!     .await?;
-//! for (k, v) in emu.env_for(AuthKind::SystemIdentity) {
+//! for (k, v) in emu.env_for(ServiceConnectorAuth::SystemIdentity) {
 //!     println!("{k}={v}");
 //! }
 //! let token = emu.mint_token(&emu.system_identity(), Duration::from_secs(60));
@@ -52,12 +52,14 @@ mod redis_server;
 mod resp;
 
 pub use cluster::{Announce, CLUSTER_SLOTS, ClusterEmulator, ClusterEmulatorBuilder};
+pub use counters::Counters;
 pub use emulator::{
     DEFAULT_MAX_BULK_LEN, DEFAULT_TOKEN_LIFETIME, Emulator, EmulatorBuilder, MintedToken, TokenFlaw,
 };
-pub use env::{AuthKind, UnknownAuthKind, shell_quote};
+#[allow(deprecated)]
+pub use env::AuthKind;
+pub use env::{ServiceConnectorAuth, UnknownAuthKind, shell_quote};
 pub use error::EmulatorError;
-pub use counters::Counters;
 pub use faults::{Faults, IdentityEndpoint, IdentityFault};
 pub use identity::{ServicePrincipal, UserIdentity, WorkloadIdentity};
 pub use jwt::{FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE};

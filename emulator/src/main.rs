@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use azure_redis_emulator::{AuthKind, Emulator, shell_quote};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth, shell_quote};
 use clap::Parser;
 
 /// A local stand-in for Azure Cache for Redis with Microsoft Entra ID: identity endpoints that
@@ -15,7 +15,7 @@ struct Args {
     /// service-principal, workload-identity, access-key, connection-string,
     /// connection-string-url.
     #[arg(long, default_value = "system-identity")]
-    auth: AuthKind,
+    auth: ServiceConnectorAuth,
 
     /// Lifetime of minted access tokens, in seconds (at least 1).
     #[arg(long, default_value_t = 3600)]

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 use common::*;
 
 const SCOPE: &str = "https://redis.azure.com/.default";
@@ -22,7 +22,12 @@ const EXPECT_OID: &str = "EMULATOR_TEST_EXPECT_OID";
 const GATE_PORT: &str = "EMULATOR_TEST_GATE_PORT";
 
 /// Runs the child with the emulator's environment for `kind`; returns its combined output.
-async fn run_child(emu: &Emulator, kind: AuthKind, mode: &str, expect_oid: &str) -> (bool, String) {
+async fn run_child(
+    emu: &Emulator,
+    kind: ServiceConnectorAuth,
+    mode: &str,
+    expect_oid: &str,
+) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["child_process_entry", "--exact", "--ignored", "--nocapture"]);
@@ -73,7 +78,7 @@ async fn system_assigned_identity_token_is_accepted_by_the_gate() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let emu = emulator().await;
         let oid = emu.system_identity();
-        let (ok, out) = run_child(&emu, AuthKind::SystemIdentity, "system", &oid).await;
+        let (ok, out) = run_child(&emu, ServiceConnectorAuth::SystemIdentity, "system", &oid).await;
         assert!(ok, "child failed:\n{out}");
         let n = emu.counters();
         assert_eq!(n.managed_identity_requests, 1);
@@ -89,9 +94,10 @@ async fn user_assigned_identity_token_is_accepted_by_the_gate() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let emu = emulator().await;
         let oid = emu.default_user_identity().oid.clone();
-        let (ok, out) = run_child(&emu, AuthKind::UserIdentity, "user", &oid).await;
+        let (ok, out) = run_child(&emu, ServiceConnectorAuth::UserIdentity, "user", &oid).await;
         assert!(ok, "child failed:\n{out}");
-        let (ok, out) = run_child(&emu, AuthKind::UserIdentity, "unknown-user", "").await;
+        let (ok, out) =
+            run_child(&emu, ServiceConnectorAuth::UserIdentity, "unknown-user", "").await;
         assert!(ok, "child failed:\n{out}");
         let n = emu.counters();
         assert_eq!(n.managed_identity_requests, 2);
@@ -107,10 +113,12 @@ async fn service_principal_and_workload_identity_from_env_alone() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let emu = emulator().await;
         let oid = emu.default_service_principal().0.oid.clone();
-        let (ok, out) = run_child(&emu, AuthKind::ServicePrincipal, "sp-env", &oid).await;
+        let (ok, out) =
+            run_child(&emu, ServiceConnectorAuth::ServicePrincipal, "sp-env", &oid).await;
         assert!(ok, "child failed:\n{out}");
         let oid = emu.default_workload_identity().oid.clone();
-        let (ok, out) = run_child(&emu, AuthKind::WorkloadIdentity, "wi-env", &oid).await;
+        let (ok, out) =
+            run_child(&emu, ServiceConnectorAuth::WorkloadIdentity, "wi-env", &oid).await;
         assert!(ok, "child failed:\n{out}");
         let n = emu.counters();
         assert_eq!(n.token_endpoint_requests, 2);

@@ -485,15 +485,16 @@ async fn access_key_mode_and_env() {
         assert_eq!(c.cmd_str(&["AUTH", "new+key/=="]).await, ok());
 
         let port = emu.tls_addr().port().to_string();
-        let env = emu.env_for(azure_redis_emulator::AuthKind::ConnectionStringUrl);
+        let env = emu.env_for(azure_redis_emulator::ServiceConnectorAuth::ConnectionStringUrl);
         assert_eq!(env[0].0, "AZURE_REDIS_CONNECTIONSTRING");
         assert_eq!(env[0].1, format!("rediss://:new+key/==@localhost:{port}/0"));
-        let env = emu.env_for(azure_redis_emulator::AuthKind::ConnectionStringStackExchange);
+        let env =
+            emu.env_for(azure_redis_emulator::ServiceConnectorAuth::ConnectionStringStackExchange);
         assert_eq!(
             env[0].1,
             format!("localhost:{port},password=new+key/==,ssl=True,defaultDatabase=0")
         );
-        let env = emu.env_for(azure_redis_emulator::AuthKind::AccessKey);
+        let env = emu.env_for(azure_redis_emulator::ServiceConnectorAuth::AccessKey);
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use azure_redis_connect::redis::AsyncCommands;
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, redis};
-use azure_redis_emulator::AuthKind;
+use azure_redis_emulator::ServiceConnectorAuth;
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn client_id(redis: &mut AzureRedis) -> i64 {
 async fn one_connection_stays_authenticated_through_many_refreshes_under_load() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
-        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         let first_id = client_id(&mut redis).await;
         let requests_before = emu.counters().token_endpoint_requests;
 
@@ -104,9 +104,9 @@ async fn access_keys_connect_in_every_syntax() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(60)).await;
         for kind in [
-            AuthKind::AccessKey,
-            AuthKind::ConnectionStringStackExchange,
-            AuthKind::ConnectionStringUrl,
+            ServiceConnectorAuth::AccessKey,
+            ServiceConnectorAuth::ConnectionStringStackExchange,
+            ServiceConnectorAuth::ConnectionStringUrl,
         ] {
             let mut redis = connect(&emu, kind).await;
             let key = format!("syntax:{kind:?}");
@@ -135,7 +135,7 @@ async fn a_refused_reauth_is_retried_then_the_connection_replaced() {
     bounded(TEST_TIMEOUT, async {
         // Long enough that three refused re-AUTHs and a reconnect fit before expiry.
         let emu = emulator(Duration::from_secs(4)).await;
-        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         emu.faults().reject_next_auths(3);
         wait_until("a reconnect", || redis.status().reconnects >= 1).await;
         let status = redis.status();
@@ -157,7 +157,7 @@ async fn a_refused_reauth_is_retried_then_the_connection_replaced() {
 async fn dropped_connections_are_replaced_with_the_current_token() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(3)).await;
-        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         let first_id = client_id(&mut redis).await;
         emu.faults().drop_all_connections();
         wait_until("a reconnect", || {
@@ -191,12 +191,12 @@ async fn idle_handles_stay_connected_with_keepalive_and_reconnect_without() {
             .start()
             .await
             .expect("the emulator starts");
-        let mut kept = builder(&emu, AuthKind::ServicePrincipal)
+        let mut kept = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .keepalive(Some(Duration::from_millis(300)))
             .connect()
             .await
             .expect("connects");
-        let mut unkept = builder(&emu, AuthKind::ServicePrincipal)
+        let mut unkept = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .keepalive(None)
             .connect()
             .await
@@ -227,7 +227,7 @@ async fn an_identity_outage_over_the_refresh_point_costs_nothing() {
     use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(10)).await;
-        let redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         let mut events = redis.token_provider().events();
         let expiry = until_expiry(&redis.status().token);
         let load = tokio::spawn(drive(
@@ -267,7 +267,7 @@ async fn after_an_identity_outage_past_expiry_the_handle_recovers_by_itself() {
     use azure_redis_emulator::{IdentityEndpoint, IdentityFault};
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(6)).await;
-        let redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         // Down from before the first refresh until two seconds past expiry.
         tokio::time::sleep(Duration::from_millis(500)).await;
         emu.faults()
@@ -324,7 +324,7 @@ async fn after_an_identity_outage_past_expiry_the_handle_recovers_by_itself() {
 async fn a_redis_server_restart_is_survived() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(60)).await;
-        let mut redis = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut redis = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
         let () = redis.set("before-restart", 1).await.expect("SET");
         emu.faults().restart_redis().await.expect("restart");
         wait_until("a reconnect", || {
@@ -346,7 +346,8 @@ async fn a_redis_server_restart_is_survived() {
 async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
-        let cache = Cache::from_vars(emu.env_for(AuthKind::ServicePrincipal)).expect("config");
+        let cache =
+            Cache::from_vars(emu.env_for(ServiceConnectorAuth::ServicePrincipal)).expect("config");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let subscriber = AzureRedis::builder_from(&cache)
             .expect("config")
@@ -358,7 +359,7 @@ async fn a_resp3_subscriber_receives_every_message_through_refreshes() {
             .await
             .expect("subscriber connects");
         subscriber.subscribe("news").await.expect("SUBSCRIBE");
-        let mut publisher = connect(&emu, AuthKind::ServicePrincipal).await;
+        let mut publisher = connect(&emu, ServiceConnectorAuth::ServicePrincipal).await;
 
         let count = 80;
         for i in 0..count {

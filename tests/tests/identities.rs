@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use azure_redis_connect::AzureRedisConfig;
 use azure_redis_connect::redis::AsyncCommands;
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 
 mod common;
 
@@ -19,7 +19,7 @@ const MODE: &str = "IDENTITIES_TEST_CHILD";
 
 /// Runs the child with the emulator's variables for `kind`; returns whether it passed, and its
 /// output.
-async fn run_child(emu: &Emulator, kind: AuthKind) -> (bool, String) {
+async fn run_child(emu: &Emulator, kind: ServiceConnectorAuth) -> (bool, String) {
     let out = bounded(
         Duration::from_secs(60),
         common::child_command(emu, kind, MODE).output(),
@@ -72,7 +72,7 @@ async fn child() {
     }
 }
 
-async fn check(kind: AuthKind) {
+async fn check(kind: ServiceConnectorAuth) {
     bounded(Duration::from_secs(90), async {
         let emu = common::emulator(Duration::from_secs(3)).await;
         let (passed, output) = run_child(&emu, kind).await;
@@ -90,35 +90,35 @@ async fn check(kind: AuthKind) {
 
 #[tokio::test]
 async fn system_assigned_managed_identity() {
-    check(AuthKind::SystemIdentity).await;
+    check(ServiceConnectorAuth::SystemIdentity).await;
 }
 
 #[tokio::test]
 async fn user_assigned_managed_identity() {
-    check(AuthKind::UserIdentity).await;
+    check(ServiceConnectorAuth::UserIdentity).await;
 }
 
 #[tokio::test]
 async fn service_principal() {
-    check(AuthKind::ServicePrincipal).await;
+    check(ServiceConnectorAuth::ServicePrincipal).await;
 }
 
 #[tokio::test]
 async fn workload_identity() {
-    check(AuthKind::WorkloadIdentity).await;
+    check(ServiceConnectorAuth::WorkloadIdentity).await;
 }
 
 #[tokio::test]
 async fn access_key_split_variables() {
-    check(AuthKind::AccessKey).await;
+    check(ServiceConnectorAuth::AccessKey).await;
 }
 
 #[tokio::test]
 async fn connection_string_stackexchange_syntax() {
-    check(AuthKind::ConnectionStringStackExchange).await;
+    check(ServiceConnectorAuth::ConnectionStringStackExchange).await;
 }
 
 #[tokio::test]
 async fn connection_string_url_syntax() {
-    check(AuthKind::ConnectionStringUrl).await;
+    check(ServiceConnectorAuth::ConnectionStringUrl).await;
 }

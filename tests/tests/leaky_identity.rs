@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use azure_redis_connect::AzureRedisConfig;
 use azure_redis_connect::health::HealthReport;
-use azure_redis_emulator::{AuthKind, IdentityEndpoint, IdentityFault};
+use azure_redis_emulator::{IdentityEndpoint, IdentityFault, ServiceConnectorAuth};
 
 mod common;
 
@@ -55,7 +55,7 @@ async fn child() {
     println!("CHILD connect error {error} / {error:?}");
 }
 
-async fn check(kind: AuthKind) {
+async fn check(kind: ServiceConnectorAuth) {
     bounded(Duration::from_secs(90), async {
         let emu = common::emulator(Duration::from_secs(6)).await;
         let child = common::child_command(&emu, kind, MODE).output();
@@ -104,10 +104,10 @@ async fn check(kind: AuthKind) {
 
 #[tokio::test]
 async fn managed_identity_endpoint_echoing_a_token() {
-    check(AuthKind::SystemIdentity).await;
+    check(ServiceConnectorAuth::SystemIdentity).await;
 }
 
 #[tokio::test]
 async fn token_endpoint_echoing_a_token() {
-    check(AuthKind::ServicePrincipal).await;
+    check(ServiceConnectorAuth::ServicePrincipal).await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use azure_redis_connect::redis::AsyncCommands;
 use azure_redis_connect::token::RefreshPolicy;
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, ExposeSecret, SecretString, redis};
-use azure_redis_emulator::{AuthKind, Emulator, IdentityEndpoint, IdentityFault};
+use azure_redis_emulator::{Emulator, IdentityEndpoint, IdentityFault, ServiceConnectorAuth};
 
 const SECRET: &str = "SENTINEL-client-secret-41d7";
 const KEY: &str = "SENTINEL-access-key-93b2";
@@ -56,7 +56,7 @@ async fn no_secret_or_token_is_ever_logged() {
             .await
             .expect("emulator");
         let sp = emu.add_service_principal(&emu.tenant_id(), "sentinel-client", SECRET);
-        let mut vars = emu.env_for(AuthKind::ServicePrincipal);
+        let mut vars = emu.env_for(ServiceConnectorAuth::ServicePrincipal);
         for (name, value) in &mut vars {
             match name.as_str() {
                 "AZURE_REDIS_CLIENTID" => *value = sp.client_id.clone(),

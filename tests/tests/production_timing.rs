@@ -10,7 +10,7 @@ use azure_redis_connect::ExposeSecret;
 use azure_redis_connect::health::HealthReport;
 use azure_redis_connect::redis;
 use azure_redis_connect::token::RefreshPolicy;
-use azure_redis_emulator::{AuthKind, Emulator, IdentityEndpoint, IdentityFault};
+use azure_redis_emulator::{Emulator, IdentityEndpoint, IdentityFault, ServiceConnectorAuth};
 use tokio::time::Instant;
 
 mod common;
@@ -27,7 +27,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_default_policy() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(40)).await;
-        let redis = builder(&emu, AuthKind::ServicePrincipal)
+        let redis = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .refresh_policy(RefreshPolicy::default())
             .connect()
             .await
@@ -117,7 +117,7 @@ async fn after_an_outage_past_expiry_commands_recover_within_2_s_with_the_defaul
 async fn a_vanished_peer_costs_one_response_timeout_with_default_settings() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(300)).await;
-        let redis = builder(&emu, AuthKind::ServicePrincipal)
+        let redis = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .refresh_policy(RefreshPolicy::default())
             .connect()
             .await
@@ -199,7 +199,7 @@ async fn pings(emu: &Emulator) -> u64 {
 async fn health_checks_cost_one_ping_whatever_their_number() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(300)).await;
-        let redis = builder(&emu, AuthKind::ServicePrincipal)
+        let redis = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .health_cache(Duration::from_secs(30))
             .keepalive(None)
             .connect()
@@ -233,7 +233,7 @@ async fn health_checks_cost_one_ping_whatever_their_number() {
         );
 
         // A handle without a cache period still shares one PING among concurrent callers.
-        let uncached = builder(&emu, AuthKind::ServicePrincipal)
+        let uncached = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .health_cache(Duration::ZERO)
             .keepalive(None)
             .connect()
@@ -269,7 +269,7 @@ async fn health_checks_cost_one_ping_whatever_their_number() {
 async fn dropping_the_last_handle_stops_its_tasks() {
     bounded(TEST_TIMEOUT, async {
         let emu = emulator(Duration::from_secs(2)).await;
-        let redis = builder(&emu, AuthKind::ServicePrincipal)
+        let redis = builder(&emu, ServiceConnectorAuth::ServicePrincipal)
             .keepalive(Some(Duration::from_millis(100)))
             .connect()
             .await

@@ -13,7 +13,7 @@ use azure_redis_connect::conn::Builder;
 use azure_redis_connect::redis::{self, AsyncCommands, aio::ConnectionLike};
 use azure_redis_connect::token::{RefreshPolicy, TokenStatus};
 use azure_redis_connect::{AzureRedis, AzureRedisConfig, SecretString};
-use azure_redis_emulator::{AuthKind, Emulator};
+use azure_redis_emulator::{Emulator, ServiceConnectorAuth};
 use tokio::process::Command;
 use tokio::time::Instant;
 
@@ -53,7 +53,7 @@ pub fn fast_policy() -> RefreshPolicy {
 
 /// A builder configured from the emulator's variables for `kind`, trusting its CA and token
 /// endpoint (no process environment involved).
-pub fn builder(emu: &Emulator, kind: AuthKind) -> Builder {
+pub fn builder(emu: &Emulator, kind: ServiceConnectorAuth) -> Builder {
     let cache = AnyCache::from_vars(emu.env_for(kind))
         .expect("the emulator's variables configure the cache");
     AzureRedis::builder_from(&cache)
@@ -64,7 +64,7 @@ pub fn builder(emu: &Emulator, kind: AuthKind) -> Builder {
 }
 
 /// A handle from [`builder`].
-pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
+pub async fn connect(emu: &Emulator, kind: ServiceConnectorAuth) -> AzureRedis {
     builder(emu, kind)
         .connect()
         .await
@@ -74,7 +74,7 @@ pub async fn connect(emu: &Emulator, kind: AuthKind) -> AzureRedis {
 /// This test binary, to run its ignored test `child` as an application would run: with only
 /// the emulator's variables for `kind` (none of [`CLEARED`] inherited), and `mode` set to the
 /// auth type's name so that the child knows it is one.
-pub fn child_command(emu: &Emulator, kind: AuthKind, mode: &str) -> Command {
+pub fn child_command(emu: &Emulator, kind: ServiceConnectorAuth, mode: &str) -> Command {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = Command::new(exe);
     cmd.args(["child", "--exact", "--ignored", "--nocapture"]);
