@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use azure_redis_emulator::{Announce, ClusterEmulator, Emulator};
-use common::{RawConn, Reply, TEST_TIMEOUT, init};
+use common::{RawConn, Reply, bounded, init};
 
 async fn cluster(announce: Announce) -> ClusterEmulator {
     with_replicas(announce, 0).await
@@ -56,7 +56,7 @@ fn slot_owners(reply: &Reply) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_announce_gates_or_internal_names_and_gates_check_tokens() {
     init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(async {
         for announce in [Announce::Gates, Announce::InternalNames] {
             let cluster = cluster(announce).await;
             let mut unauthenticated =
@@ -93,14 +93,13 @@ async fn nodes_announce_gates_or_internal_names_and_gates_check_tokens() {
             cluster.shutdown().await;
         }
     })
-    .await
-    .expect("within the test timeout");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migrated_slot_answers_moved_and_a_restarted_node_rejoins() {
     init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(async {
         let cluster = cluster(Announce::InternalNames).await;
         // "foo" hashes to slot 12182, served by the last of 3 nodes.
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
@@ -140,14 +139,13 @@ async fn a_migrated_slot_answers_moved_and_a_restarted_node_rejoins() {
         assert!(cluster.counters().auth_accepted >= 3);
         cluster.shutdown().await;
     })
-    .await
-    .expect("within the test timeout");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
     init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(async {
         let mut cluster = cluster(Announce::InternalNames).await;
         let added = cluster.add_node().await.expect("a fourth primary joins");
         assert_eq!(added, 3);
@@ -191,14 +189,13 @@ async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
         assert!(cluster.node_counters(3).expect("node 3").auth_accepted >= 1);
         cluster.shutdown().await;
     })
-    .await
-    .expect("within the test timeout");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a_primary_dies() {
     init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(async {
         let cluster = with_replicas(Announce::InternalNames, 1).await;
         assert_eq!(cluster.gate_addrs().len(), 6);
         for primary in 0..3 {
@@ -293,8 +290,7 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
         );
         cluster.shutdown().await;
     })
-    .await
-    .expect("within the test timeout");
+    .await;
 }
 
 /// An access key set on the cluster's identity emulator is the key of every node's gate (the
@@ -302,7 +298,7 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_access_key_reaches_every_node_gate() {
     init();
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    bounded(async {
         let cluster = cluster(Announce::Gates).await;
         let emu = cluster.identity();
         let old = emu.access_key();
@@ -325,6 +321,5 @@ async fn a_new_access_key_reaches_every_node_gate() {
         assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
         cluster.shutdown().await;
     })
-    .await
-    .expect("within the test timeout");
+    .await;
 }

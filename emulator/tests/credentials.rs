@@ -18,43 +18,37 @@ use secrecy::ExposeSecret as _;
 
 const SCOPE: &str = "https://redis.azure.com/.default";
 
-async fn emulator() -> Emulator {
-    init();
-    Emulator::builder()
-        .token_lifetime(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator starts")
+/// A `ClientSecretCredential` for `client_id` in `tenant_id` that reaches `emu`'s token
+/// endpoint through options alone.
+fn secret_credential(
+    emu: &Emulator,
+    tenant_id: &str,
+    client_id: &str,
+    secret: &str,
+) -> std::sync::Arc<ClientSecretCredential> {
+    ClientSecretCredential::new(
+        tenant_id,
+        client_id.to_string(),
+        secret.to_string().into(),
+        Some(ClientSecretCredentialOptions {
+            client_options: azure_client_options(emu),
+        }),
+    )
+    .expect("credential")
 }
 
 #[tokio::test]
 async fn client_secret_credential_token_is_accepted_by_the_gate() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let emu = emulator().await;
+    bounded(async {
+        let emu = start(Emulator::builder().token_lifetime(Duration::from_secs(60))).await;
         let (sp, secret) = emu.default_service_principal();
-        let cred = ClientSecretCredential::new(
-            &sp.tenant_id,
-            sp.client_id.clone(),
-            secret.expose_secret().to_string().into(),
-            Some(ClientSecretCredentialOptions {
-                client_options: azure_client_options(&emu),
-            }),
-        )
-        .expect("credential");
+        let cred = secret_credential(&emu, &sp.tenant_id, &sp.client_id, secret.expose_secret());
         let token = cred.get_token(&[SCOPE], None).await.expect("token");
         assert_eq!(oid_of(token.token.secret()), sp.oid);
         check_token_at_gate(&emu, token.token.secret()).await;
 
         // A wrong secret is refused like Entra ID does (401 invalid_client, AADSTS7000215).
-        let bad = ClientSecretCredential::new(
-            &sp.tenant_id,
-            sp.client_id.clone(),
-            "not-the-secret".to_string().into(),
-            Some(ClientSecretCredentialOptions {
-                client_options: azure_client_options(&emu),
-            }),
-        )
-        .expect("credential");
+        let bad = secret_credential(&emu, &sp.tenant_id, &sp.client_id, "not-the-secret");
         let e = bad
             .get_token(&[SCOPE], None)
             .await
@@ -62,15 +56,12 @@ async fn client_secret_credential_token_is_accepted_by_the_gate() {
         assert!(e.to_string().contains("AADSTS7000215"), "{e}");
 
         // An unknown client id: AADSTS700016.
-        let unknown = ClientSecretCredential::new(
+        let unknown = secret_credential(
+            &emu,
             &sp.tenant_id,
-            "00000000-1111-2222-3333-444444444444".to_string(),
-            "x".to_string().into(),
-            Some(ClientSecretCredentialOptions {
-                client_options: azure_client_options(&emu),
-            }),
-        )
-        .expect("credential");
+            "00000000-1111-2222-3333-444444444444",
+            "x",
+        );
         let e = unknown
             .get_token(&[SCOPE], None)
             .await
@@ -89,14 +80,13 @@ async fn client_secret_credential_token_is_accepted_by_the_gate() {
         assert_eq!(n.auth_accepted, 1);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
 async fn workload_identity_credential_token_is_accepted_by_the_gate() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let emu = emulator().await;
+    bounded(async {
+        let emu = start(Emulator::builder().token_lifetime(Duration::from_secs(60))).await;
         let wi = emu.default_workload_identity().clone();
         let options = || WorkloadIdentityCredentialOptions {
             credential_options: ClientAssertionCredentialOptions {
@@ -135,6 +125,5 @@ async fn workload_identity_credential_token_is_accepted_by_the_gate() {
         assert!(e.to_string().contains("AADSTS70021"), "{e}");
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }

@@ -21,13 +21,8 @@ const MODE: &str = "EMULATOR_TEST_CHILD_MODE";
 const EXPECT_OID: &str = "EMULATOR_TEST_EXPECT_OID";
 const GATE_PORT: &str = "EMULATOR_TEST_GATE_PORT";
 
-/// Runs the child with the emulator's environment for `kind`; returns its combined output.
-async fn run_child(
-    emu: &Emulator,
-    kind: ServiceConnectorAuth,
-    mode: &str,
-    expect_oid: &str,
-) -> (bool, String) {
+/// Runs the child with the emulator's environment for `kind` and asserts that it passed.
+async fn child_passes(emu: &Emulator, kind: ServiceConnectorAuth, mode: &str, expect_oid: &str) {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["child_process_entry", "--exact", "--ignored", "--nocapture"]);
@@ -61,72 +56,55 @@ async fn run_child(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success() && text.contains("1 passed"), text)
-}
-
-async fn emulator() -> Emulator {
-    init();
-    Emulator::builder()
-        .token_lifetime(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator starts")
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child failed:\n{text}"
+    );
 }
 
 #[tokio::test]
 async fn system_assigned_identity_token_is_accepted_by_the_gate() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let emu = emulator().await;
+    bounded(async {
+        let emu = start(Emulator::builder().token_lifetime(Duration::from_secs(60))).await;
         let oid = emu.system_identity();
-        let (ok, out) = run_child(&emu, ServiceConnectorAuth::SystemIdentity, "system", &oid).await;
-        assert!(ok, "child failed:\n{out}");
+        child_passes(&emu, ServiceConnectorAuth::SystemIdentity, "system", &oid).await;
         let n = emu.counters();
         assert_eq!(n.managed_identity_requests, 1);
         assert_eq!(n.auth_accepted, 1);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
 async fn user_assigned_identity_token_is_accepted_by_the_gate() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let emu = emulator().await;
+    bounded(async {
+        let emu = start(Emulator::builder().token_lifetime(Duration::from_secs(60))).await;
         let oid = emu.default_user_identity().oid.clone();
-        let (ok, out) = run_child(&emu, ServiceConnectorAuth::UserIdentity, "user", &oid).await;
-        assert!(ok, "child failed:\n{out}");
-        let (ok, out) =
-            run_child(&emu, ServiceConnectorAuth::UserIdentity, "unknown-user", "").await;
-        assert!(ok, "child failed:\n{out}");
+        child_passes(&emu, ServiceConnectorAuth::UserIdentity, "user", &oid).await;
+        child_passes(&emu, ServiceConnectorAuth::UserIdentity, "unknown-user", "").await;
         let n = emu.counters();
         assert_eq!(n.managed_identity_requests, 2);
         assert_eq!(n.auth_accepted, 1);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
 async fn service_principal_and_workload_identity_from_env_alone() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
-        let emu = emulator().await;
+    bounded(async {
+        let emu = start(Emulator::builder().token_lifetime(Duration::from_secs(60))).await;
         let oid = emu.default_service_principal().0.oid.clone();
-        let (ok, out) =
-            run_child(&emu, ServiceConnectorAuth::ServicePrincipal, "sp-env", &oid).await;
-        assert!(ok, "child failed:\n{out}");
+        child_passes(&emu, ServiceConnectorAuth::ServicePrincipal, "sp-env", &oid).await;
         let oid = emu.default_workload_identity().oid.clone();
-        let (ok, out) =
-            run_child(&emu, ServiceConnectorAuth::WorkloadIdentity, "wi-env", &oid).await;
-        assert!(ok, "child failed:\n{out}");
+        child_passes(&emu, ServiceConnectorAuth::WorkloadIdentity, "wi-env", &oid).await;
         let n = emu.counters();
         assert_eq!(n.token_endpoint_requests, 2);
         assert_eq!(n.auth_accepted, 2);
         emu.shutdown().await;
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 /// Runs only in the child process started by the tests above.
@@ -204,24 +182,7 @@ async fn connect_with(secret: &str) {
         Ok("localhost")
     );
     assert_eq!(std::env::var("AZURE_REDIS_PORT"), Ok(port.to_string()));
-    use redis::IntoConnectionInfo as _;
-    let info = format!("rediss://localhost:{port}/0")
-        .as_str()
-        .into_connection_info()
-        .expect("info")
-        .set_redis_settings(
-            redis::RedisConnectionInfo::default()
-                .set_username(oid_of(secret))
-                .set_password(secret),
-        );
-    let client = redis::Client::build_with_tls(
-        info,
-        redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(ca),
-        },
-    )
-    .expect("client");
+    let client = redis_client_at(port, ca, &oid_of(secret), secret);
     let mut con = client
         .get_multiplexed_async_connection()
         .await

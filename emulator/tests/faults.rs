@@ -8,34 +8,28 @@ use azure_redis_emulator::{ClusterEmulator, Emulator, IdentityEndpoint, Identity
 use common::*;
 use secrecy::ExposeSecret as _;
 
-async fn emulator() -> Emulator {
-    init();
-    Emulator::builder()
-        .token_lifetime(Duration::from_secs(60))
-        .plain_listener(true)
-        .start()
-        .await
-        .expect("emulator starts")
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out");
-}
-
-async fn mi_request(emu: &Emulator, client_id: Option<&str>) -> reqwest::Response {
-    let mut url = format!(
+/// The managed identity endpoint's URL for a Redis token.
+fn mi_url(emu: &Emulator) -> String {
+    format!(
         "{}?api-version=2019-08-01&resource=https://redis.azure.com",
         emu.identity_endpoint()
-    );
-    if let Some(c) = client_id {
-        url.push_str(&format!("&client_id={c}"));
-    }
+    )
+}
+
+/// A plain HTTP client that ignores proxy settings.
+fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client")
+}
+
+async fn mi_request(emu: &Emulator, client_id: Option<&str>) -> reqwest::Response {
+    let mut url = mi_url(emu);
+    if let Some(c) = client_id {
+        url.push_str(&format!("&client_id={c}"));
+    }
+    http_client()
         .get(url)
         .header("x-identity-header", emu.identity_header().expose_secret())
         .send()
@@ -46,7 +40,7 @@ async fn mi_request(emu: &Emulator, client_id: Option<&str>) -> reqwest::Respons
 #[tokio::test]
 async fn managed_identity_endpoint_protocol_and_outages() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(60)).await;
         let r = mi_request(&emu, None).await;
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.expect("json");
@@ -76,14 +70,8 @@ async fn managed_identity_endpoint_protocol_and_outages() {
         );
 
         // Missing secret header.
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
-            .get(format!(
-                "{}?api-version=2019-08-01&resource=https://redis.azure.com",
-                emu.identity_endpoint()
-            ))
+        let r = http_client()
+            .get(mi_url(&emu))
             .send()
             .await
             .expect("request");
@@ -103,16 +91,10 @@ async fn managed_identity_endpoint_protocol_and_outages() {
         // No answer until cleared.
         faults.identity_outage(IdentityEndpoint::All, IdentityFault::NoAnswer, None);
         let pending = {
-            let url = format!(
-                "{}?api-version=2019-08-01&resource=https://redis.azure.com",
-                emu.identity_endpoint()
-            );
+            let url = mi_url(&emu);
             let header = emu.identity_header().expose_secret().to_string();
             tokio::spawn(async move {
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .expect("client")
+                http_client()
                     .get(url)
                     .header("x-identity-header", header)
                     .send()
@@ -148,7 +130,7 @@ async fn managed_identity_endpoint_protocol_and_outages() {
 #[tokio::test]
 async fn token_endpoint_outage() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(60)).await;
         let (sp, secret) = emu.default_service_principal();
         let url = format!(
             "{}/{}/oauth2/v2.0/token",
@@ -217,7 +199,7 @@ async fn token_endpoint_outage() {
 #[tokio::test]
 async fn reject_drop_stall_and_restart() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(60)).await;
         let oid = emu.system_identity();
         let faults = emu.faults();
 
@@ -232,19 +214,12 @@ async fn reject_drop_stall_and_restart() {
             auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
             err(WRONGPASS)
         );
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        auth_ok(&mut c, &emu, &oid).await;
         let n = emu.counters();
         assert_eq!((n.auth_accepted, n.auth_rejected), (1, 2));
 
         // Drop every connection.
-        let mut d = RawConn::plain(emu.plain_addr().expect("plain")).await;
-        assert_eq!(
-            auth(&mut d, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        let mut d = authed_plain(&emu).await;
         assert_eq!(emu.counters().connections_open, 2);
         faults.drop_all_connections();
         assert_eq!(
@@ -258,17 +233,13 @@ async fn reject_drop_stall_and_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(emu.counters().connections_open, 0);
         // New connections work.
-        let mut c = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        let mut c = authed_tls(&emu).await;
         assert_eq!(c.cmd_str(&["SET", "k", "v"]).await, ok());
 
         // Stall the gate.
         faults.stall_gate(Duration::from_millis(800));
         let started = Instant::now();
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
         assert!(
             started.elapsed() >= Duration::from_millis(700),
             "{:?}",
@@ -278,13 +249,9 @@ async fn reject_drop_stall_and_restart() {
         // Restart redis-server: the connection closes, data is gone, new connections work.
         faults.restart_redis().await.expect("restart");
         assert!(c.closed_within(Duration::from_secs(5)).await.is_some());
-        let mut c = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        let mut c = authed_tls(&emu).await;
         assert_eq!(c.cmd_str(&["GET", "k"]).await, Reply::Bulk(None));
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
 
         let n = emu.counters();
         assert_eq!(n.connections_accepted, 4);
@@ -297,7 +264,7 @@ async fn reject_drop_stall_and_restart() {
 #[tokio::test]
 async fn drop_kills_redis_server() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(60)).await;
         let addr = emu.redis_addr();
         assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
         drop(emu);
@@ -318,22 +285,14 @@ async fn drop_kills_redis_server() {
 #[tokio::test]
 async fn auth_delay_slows_every_auth() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .auth_delay(Duration::from_millis(300))
-            .start()
-            .await
-            .expect("emulator");
+        let emu = start(Emulator::builder().auth_delay(Duration::from_millis(300))).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         let started = Instant::now();
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        auth_ok(&mut c, &emu, &oid).await;
         assert!(started.elapsed() >= Duration::from_millis(300));
         let started = Instant::now();
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
         assert!(started.elapsed() < Duration::from_millis(300));
         emu.shutdown().await;
     })
@@ -343,32 +302,21 @@ async fn auth_delay_slows_every_auth() {
 #[tokio::test]
 async fn idle_connections_are_closed() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .idle_timeout(Duration::from_millis(800))
-            .start()
-            .await
-            .expect("emulator");
+        let emu = start(Emulator::builder().idle_timeout(Duration::from_millis(800))).await;
         let oid = emu.system_identity();
         let mut busy = RawConn::tls(&emu).await;
         let mut idle = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut busy, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
-        assert_eq!(
-            auth(&mut idle, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        auth_ok(&mut busy, &emu, &oid).await;
+        auth_ok(&mut idle, &emu, &oid).await;
         for _ in 0..6 {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+            assert_eq!(busy.cmd_str(&["PING"]).await, pong());
         }
         assert_eq!(
             idle.closed_within(Duration::from_secs(2)).await,
             Some(Vec::new())
         );
-        assert_eq!(busy.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(busy.cmd_str(&["PING"]).await, pong());
         assert_eq!(emu.counters().closed_idle, 1);
         emu.shutdown().await;
     })
@@ -395,14 +343,13 @@ async fn silent(c: &mut RawConn, within: Duration, what: &str) {
 #[tokio::test]
 async fn half_open_existing_connections_go_silent_and_stay_open() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .token_lifetime(Duration::from_secs(60))
-            .idle_timeout(Duration::from_millis(1500))
-            .plain_listener(true)
-            .start()
-            .await
-            .expect("emulator");
+        let emu = start(
+            Emulator::builder()
+                .token_lifetime(Duration::from_secs(60))
+                .idle_timeout(Duration::from_millis(1500))
+                .plain_listener(true),
+        )
+        .await;
         let faults = emu.faults();
         faults.set_pre_auth_timeout(Duration::from_millis(1500));
         let oid = emu.system_identity();
@@ -413,7 +360,7 @@ async fn half_open_existing_connections_go_silent_and_stay_open() {
         let mut unauthenticated = RawConn::tls(&emu).await;
         for c in [&mut tls, &mut plain] {
             assert_eq!(auth(c, &emu, &oid, Duration::from_secs(2)).await, ok());
-            assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+            assert_eq!(c.cmd_str(&["PING"]).await, pong());
         }
         let started = Instant::now();
         faults.half_open_existing();
@@ -423,12 +370,8 @@ async fn half_open_existing_connections_go_silent_and_stay_open() {
         .await;
 
         // A connection made right after is served normally.
-        let mut fresh = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut fresh, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
-        assert_eq!(fresh.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        let mut fresh = authed_tls(&emu).await;
+        assert_eq!(fresh.cmd_str(&["PING"]).await, pong());
         drop(fresh);
 
         // The old ones: no reply, no FIN, past the token's expiry, the idle timeout and the
@@ -484,7 +427,7 @@ async fn half_open_on_one_cluster_node_only() {
         let mut conns = Vec::new();
         for &addr in &gates[..2] {
             let mut c = RawConn::tls_at(emu, addr).await;
-            assert_eq!(auth(&mut c, emu, &oid, Duration::from_secs(60)).await, ok());
+            auth_ok(&mut c, emu, &oid).await;
             conns.push(c);
         }
         cluster.node_faults(0).expect("node 0").half_open_existing();
@@ -494,16 +437,10 @@ async fn half_open_on_one_cluster_node_only() {
         .await;
         conns[0].send_cmd(&[b"PING"]).await;
         silent(&mut conns[0], Duration::from_secs(2), "node 0").await;
-        assert_eq!(
-            conns[1].cmd_str(&["PING"]).await,
-            Reply::Simple("PONG".into())
-        );
+        assert_eq!(conns[1].cmd_str(&["PING"]).await, pong());
         let mut fresh = RawConn::tls_at(emu, gates[0]).await;
-        assert_eq!(
-            auth(&mut fresh, emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
-        assert_eq!(fresh.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        auth_ok(&mut fresh, emu, &oid).await;
+        assert_eq!(fresh.cmd_str(&["PING"]).await, pong());
         assert_eq!(cluster.node_counters(1).expect("node 1").half_opened, 0);
         cluster.shutdown().await;
     })

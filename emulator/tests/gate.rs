@@ -9,26 +9,10 @@ use azure_redis_emulator::{Emulator, TokenFlaw};
 use common::*;
 use secrecy::ExposeSecret as _;
 
-async fn emulator() -> Emulator {
-    init();
-    Emulator::builder()
-        .token_lifetime(Duration::from_secs(2))
-        .plain_listener(true)
-        .start()
-        .await
-        .expect("emulator starts")
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out");
-}
-
 #[tokio::test]
 async fn noauth_before_auth_and_wrongpass_for_bad_tokens() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         assert_eq!(c.cmd_str(&["PING"]).await, err(NOAUTH));
@@ -71,18 +55,15 @@ async fn noauth_before_auth_and_wrongpass_for_bad_tokens() {
         );
         assert_eq!(c.cmd_str(&["PING"]).await, err(NOAUTH));
 
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        auth_ok(&mut c, &emu, &oid).await;
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
         // A failed re-AUTH leaves the connection authenticated (as redis-server does).
         let t = emu.mint_flawed_token(&oid, TokenFlaw::Expired);
         let r = c
             .cmd(&[b"AUTH", oid.as_bytes(), t.secret().as_bytes()])
             .await;
         assert_eq!(r, err(WRONGPASS));
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
 
         let n = emu.counters();
         assert_eq!(n.auth_accepted, 1);
@@ -95,19 +76,11 @@ async fn noauth_before_auth_and_wrongpass_for_bad_tokens() {
 #[tokio::test]
 async fn hello3_auth_switches_to_resp3() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         let bad = emu.mint_flawed_token(&oid, TokenFlaw::WrongAudience);
-        let r = c
-            .cmd(&[
-                b"HELLO",
-                b"3",
-                b"AUTH",
-                oid.as_bytes(),
-                bad.secret().as_bytes(),
-            ])
-            .await;
+        let r = hello3_auth(&mut c, &oid, bad.secret()).await;
         assert_eq!(r, err(WRONGPASS));
 
         let t = emu.mint_token(&oid, Duration::from_secs(60));
@@ -157,7 +130,7 @@ async fn hello3_auth_switches_to_resp3() {
 #[tokio::test]
 async fn expired_token_closes_connection_without_reply() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         let t = emu.mint_token(&oid, Duration::from_secs(1));
@@ -166,7 +139,7 @@ async fn expired_token_closes_connection_without_reply() {
                 .await,
             ok()
         );
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
         let started = Instant::now();
         let received = c
             .closed_within(Duration::from_secs(5))
@@ -183,7 +156,7 @@ async fn expired_token_closes_connection_without_reply() {
 #[tokio::test]
 async fn reauth_in_time_keeps_connection_open_through_several_expiries() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         let mut t = emu.mint_token(&oid, Duration::from_secs(2));
@@ -203,14 +176,14 @@ async fn reauth_in_time_keeps_connection_open_through_several_expiries() {
                     .await,
                 ok()
             );
-            assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+            assert_eq!(c.cmd_str(&["PING"]).await, pong());
         }
         let now = unix_now() as i64;
         let passed = expiries.iter().filter(|&&exp| exp < now).count();
         assert!(passed >= 3, "only {passed} token expiries passed");
         // Seven seconds of 2-second tokens: well past several expiries of the first token.
         assert_eq!(emu.counters().closed_at_expiry, 0);
-        assert_eq!(c.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(c.cmd_str(&["PING"]).await, pong());
         emu.shutdown().await;
     })
     .await;
@@ -219,7 +192,7 @@ async fn reauth_in_time_keeps_connection_open_through_several_expiries() {
 #[tokio::test]
 async fn resp2_pubsub_cannot_reauth_but_resp3_can() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
 
         // RESP2: AUTH is refused in subscribed mode, so the deadline does not move.
@@ -237,15 +210,7 @@ async fn resp2_pubsub_cannot_reauth_but_resp3_can() {
         // RESP3: re-AUTH in subscribed mode works and moves the deadline.
         let mut c = RawConn::tls(&emu).await;
         let t = emu.mint_token(&oid, Duration::from_secs(2));
-        let r = c
-            .cmd(&[
-                b"HELLO",
-                b"3",
-                b"AUTH",
-                oid.as_bytes(),
-                t.secret().as_bytes(),
-            ])
-            .await;
+        let r = hello3_auth(&mut c, &oid, t.secret()).await;
         assert!(matches!(r, Reply::Map(_)));
         let r = c.cmd_str(&["SUBSCRIBE", "ch"]).await;
         assert!(matches!(r, Reply::Push(_)), "{r:?}");
@@ -279,7 +244,7 @@ async fn resp2_pubsub_cannot_reauth_but_resp3_can() {
 #[tokio::test]
 async fn pipeline_multi_pubsub_and_large_values_pass_through() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = emulator(Duration::from_secs(2)).await;
         let oid = emu.system_identity();
         let t = emu.mint_token(&oid, Duration::from_secs(300));
         let client = redis_client(&emu, &oid, t.secret());
@@ -397,19 +362,8 @@ async fn pipeline_multi_pubsub_and_large_values_pass_through() {
 #[tokio::test]
 async fn malformed_input_closes_only_that_connection() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .plain_listener(true)
-            .max_bulk_len(4096)
-            .start()
-            .await
-            .expect("emulator");
-        let oid = emu.system_identity();
-        let mut good = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut good, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        let emu = start(Emulator::builder().plain_listener(true).max_bulk_len(4096)).await;
+        let mut good = authed_tls(&emu).await;
 
         let cases: [(&[u8], &str); 4] = [
             (b"*1\r\n?\r\n", "ERR Protocol error: expected '$', got '?'"),
@@ -425,16 +379,12 @@ async fn malformed_input_closes_only_that_connection() {
             ),
         ];
         for (input, expected) in cases {
-            let mut bad = RawConn::plain(emu.plain_addr().expect("plain")).await;
-            assert_eq!(
-                auth(&mut bad, &emu, &oid, Duration::from_secs(60)).await,
-                ok()
-            );
+            let mut bad = authed_plain(&emu).await;
             // A valid command pipelined before the bad input is answered first.
             let mut bytes = encode(&[b"PING"]);
             bytes.extend_from_slice(input);
             bad.send(&bytes).await;
-            assert_eq!(bad.read_reply().await, Some(Reply::Simple("PONG".into())));
+            assert_eq!(bad.read_reply().await, Some(pong()));
             assert_eq!(
                 bad.read_reply().await,
                 Some(err(expected)),
@@ -442,7 +392,7 @@ async fn malformed_input_closes_only_that_connection() {
                 String::from_utf8_lossy(input)
             );
             assert!(bad.closed_within(Duration::from_secs(5)).await.is_some());
-            assert_eq!(good.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+            assert_eq!(good.cmd_str(&["PING"]).await, pong());
         }
         // Unauthenticated garbage too.
         let mut bad = RawConn::tls(&emu).await;
@@ -454,7 +404,7 @@ async fn malformed_input_closes_only_that_connection() {
         assert!(bad.closed_within(Duration::from_secs(5)).await.is_some());
 
         assert_eq!(emu.counters().protocol_errors, 5);
-        assert_eq!(good.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(good.cmd_str(&["PING"]).await, pong());
         emu.shutdown().await;
     })
     .await;
@@ -516,13 +466,7 @@ async fn access_key_mode_and_env() {
 #[tokio::test]
 async fn connections_that_do_not_authenticate_in_time_are_closed() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .token_lifetime(Duration::from_secs(60))
-            .plain_listener(true)
-            .start()
-            .await
-            .expect("emulator starts");
+        let emu = emulator(Duration::from_secs(60)).await;
         assert_eq!(emu.counters().closed_unauthenticated, 0);
         emu.faults()
             .set_pre_auth_timeout(Duration::from_millis(800));
@@ -539,10 +483,7 @@ async fn connections_that_do_not_authenticate_in_time_are_closed() {
                 .await,
             err(WRONGPASS)
         );
-        assert_eq!(
-            auth(&mut good, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        auth_ok(&mut good, &emu, &oid).await;
         // Closed without a reply once the timeout passes.
         assert_eq!(
             silent.closed_within(Duration::from_secs(3)).await,
@@ -554,7 +495,7 @@ async fn connections_that_do_not_authenticate_in_time_are_closed() {
             Some(Vec::new())
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(good.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+        assert_eq!(good.cmd_str(&["PING"]).await, pong());
         assert_eq!(emu.counters().closed_unauthenticated, 2);
         emu.shutdown().await;
     })
@@ -564,13 +505,7 @@ async fn connections_that_do_not_authenticate_in_time_are_closed() {
 #[tokio::test]
 async fn too_many_unauthenticated_connections_are_refused() {
     bounded(async {
-        init();
-        let emu = Emulator::builder()
-            .token_lifetime(Duration::from_secs(60))
-            .plain_listener(true)
-            .start()
-            .await
-            .expect("emulator starts");
+        let emu = emulator(Duration::from_secs(60)).await;
         emu.faults().set_max_unauthenticated(2);
         let oid = emu.system_identity();
         let plain = emu.plain_addr().expect("plain");
@@ -585,15 +520,8 @@ async fn too_many_unauthenticated_connections_are_refused() {
         );
         assert_eq!(emu.counters().closed_unauthenticated, 1);
         // Once one authenticates, there is room for another; authenticated ones do not count.
-        assert_eq!(
-            auth(&mut a, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
-        let mut c = RawConn::tls(&emu).await;
-        assert_eq!(
-            auth(&mut c, &emu, &oid, Duration::from_secs(60)).await,
-            ok()
-        );
+        auth_ok(&mut a, &emu, &oid).await;
+        let mut c = authed_tls(&emu).await;
         let mut d = RawConn::plain(plain).await;
         assert_eq!(d.cmd_str(&["PING"]).await, err(NOAUTH));
         // Closing one gives its slot back too.
@@ -610,7 +538,7 @@ async fn too_many_unauthenticated_connections_are_refused() {
         }
         assert!(e.is_some(), "the closed connection's slot came back");
         for conn in [&mut a, &mut c] {
-            assert_eq!(conn.cmd_str(&["PING"]).await, Reply::Simple("PONG".into()));
+            assert_eq!(conn.cmd_str(&["PING"]).await, pong());
         }
         assert_eq!(d.cmd_str(&["PING"]).await, err(NOAUTH));
         emu.shutdown().await;
