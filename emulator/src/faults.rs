@@ -88,6 +88,8 @@ pub(crate) struct IdentityFaults {
     outages: Mutex<[Option<Outage>; 2]>,
     /// Tokens sent in error bodies by [`IdentityFault::Http500EchoingToken`].
     pub(crate) echoed: Mutex<Vec<String>>,
+    /// How long the identity endpoints wait for a TLS handshake, a request head or a body.
+    pub(crate) http_read_timeout: crate::http::ReadTimeout,
 }
 
 /// Fault state of one gate.
@@ -317,5 +319,22 @@ impl Faults {
         self.clear_identity_outage(IdentityEndpoint::All);
         self.gate.faults.reject_auths.store(0, Ordering::SeqCst);
         *lock(&self.gate.faults.stall_until) = None;
+    }
+
+    /// Default of [`Faults::set_http_read_timeout`].
+    pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = crate::http::DEFAULT_READ_TIMEOUT;
+
+    /// Sets how long the identity endpoints (managed identity and token endpoint) wait for each
+    /// part of a request (default [`Faults::DEFAULT_HTTP_READ_TIMEOUT`], at most a day): the
+    /// TLS handshake, the request head (on a kept-alive connection, the wait for the next
+    /// request too) and the request body. A slower client is disconnected, with a 408 reply if
+    /// part of a request had arrived. Token lifetimes do not enter into it: a request for a 1 h
+    /// or a 24 h token is the same few hundred bytes. Applies to connections accepted (and
+    /// bodies awaited) from now on; does nothing on a cluster node's handle.
+    pub fn set_http_read_timeout(&self, timeout: Duration) {
+        if let Some(identity) = &self.identity {
+            identity.faults.http_read_timeout.set(timeout);
+        }
+        tracing::info!(?timeout, "identity endpoints: read timeout set");
     }
 }
