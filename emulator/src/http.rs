@@ -1,5 +1,9 @@
 //! The identity side: the managed identity endpoint (App Service protocol, plain HTTP) and the
 //! Microsoft Entra ID token endpoint (HTTPS), both minting RS256 tokens for Redis.
+//!
+//! Text a client sent (paths, query and form values, header values) reaches a log line only
+//! through [`escape_client_text`], so that no client can forge log lines or send terminal
+//! escapes; secrets (client secrets, assertions, the identity header) are never logged.
 
 use std::collections::HashMap;
 use std::io;
@@ -27,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Shared;
 use crate::faults::{IdentityFault, inc};
+use crate::gate::escape_client_text;
 use crate::identity::{MiSelector, new_uuid, secret_eq};
 use crate::jwt::{self, FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE, Rejection};
 
@@ -390,6 +395,25 @@ fn mi_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// How a managed identity request named its identity, fit for a log line: the parameter and
+/// its value, escaped.
+fn loggable_selector(selector: Option<MiSelector<'_>>) -> String {
+    let (param, value) = match selector {
+        None => return "system-assigned".to_string(),
+        Some(MiSelector::Client(c)) => ("client_id", c),
+        Some(MiSelector::Object(o)) => ("object_id", o),
+        Some(MiSelector::Resource(r)) => ("mi_res_id", r),
+    };
+    format!("{param}={}", escape_client_text(value.as_bytes()))
+}
+
+fn log_unknown_identity(selector: Option<MiSelector<'_>>) {
+    tracing::info!(
+        identity = %loggable_selector(selector),
+        "managed identity request for an unknown identity"
+    );
+}
+
 /// Normalises a resource or scope to the audience of the token, if it names Redis.
 fn redis_audience(resource: &str) -> Option<&'static str> {
     let r = resource.trim().trim_end_matches('/');
@@ -453,10 +477,7 @@ async fn managed_identity_token(
         (reg.managed_identity(selector), reg.tenant_id.clone())
     };
     let Some((oid, client_id)) = found else {
-        tracing::info!(
-            ?selector,
-            "managed identity request for an unknown identity"
-        );
+        log_unknown_identity(selector);
         return mi_error(
             StatusCode::BAD_REQUEST,
             "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
@@ -780,6 +801,70 @@ async fn instance_discovery(State(shared): State<Arc<Shared>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log destination that keeps what is written to it.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The log lines `f` writes, as the emulator's subscriber formats them.
+    fn logged(f: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = captured.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8(bytes).expect("UTF-8 log")
+    }
+
+    #[test]
+    fn client_text_in_log_lines_is_escaped() {
+        let forged = "x\r\n2025-01-01T00:00:00Z  INFO managed identity token issued\x1b[2J";
+        for selector in [
+            MiSelector::Client(forged),
+            MiSelector::Object(forged),
+            MiSelector::Resource(forged),
+        ] {
+            let log = logged(|| log_unknown_identity(Some(selector)));
+            assert!(log.contains("unknown identity"), "{log}");
+            assert!(
+                log.contains(
+                    r"=x\r\n2025-01-01T00:00:00Z  INFO managed identity token issued\x1b[2J"
+                ),
+                "{log}"
+            );
+            // One line, and no control character but its end.
+            assert_eq!(log.lines().count(), 1, "{log}");
+            assert!(
+                !log.trim_end_matches('\n').chars().any(char::is_control),
+                "{log:?}"
+            );
+        }
+        let long = "a".repeat(1000);
+        let shown = loggable_selector(Some(MiSelector::Client(&long)));
+        assert!(shown.len() < 100, "{shown}");
+    }
+
     #[test]
     fn timestamp_formats_civil_dates() {
         assert_eq!(super::timestamp(0), "1970-01-01 00:00:00Z");
