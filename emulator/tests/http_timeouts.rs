@@ -23,17 +23,11 @@ const READ_TIMEOUT: Duration = Duration::from_millis(200);
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 const _: () = assert!(CLOSE_WITHIN.as_secs() < Faults::DEFAULT_HTTP_READ_TIMEOUT.as_secs());
 
-async fn emulator() -> Emulator {
-    init();
-    let emu = Emulator::builder().start().await.expect("emulator starts");
+/// An emulator whose identity endpoints wait [`READ_TIMEOUT`] for each part of a request.
+async fn impatient_emulator() -> Emulator {
+    let emu = start(Emulator::builder()).await;
     emu.faults().set_http_read_timeout(READ_TIMEOUT);
     emu
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out");
 }
 
 /// The managed identity endpoint's address (plain HTTP).
@@ -142,7 +136,7 @@ async fn normal_requests_succeed(emu: &Emulator) {
 #[tokio::test]
 async fn partial_request_head_gets_408_and_the_connection_closes() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = impatient_emulator().await;
         // No blank line: the head never ends.
         let head = b"GET /msi/token?api-version=2019-08-01&resource=https://redis.azure.com HTTP/1.1\r\nhost: localhost\r\nx-identity-header: ";
         expect_408(&mut connect(mi_addr(&emu)).await, head).await;
@@ -161,7 +155,7 @@ async fn partial_request_head_gets_408_and_the_connection_closes() {
 #[tokio::test]
 async fn request_head_sent_a_byte_at_a_time_gets_408_before_it_ends() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = impatient_emulator().await;
         // A head of 2 kB at one byte every 10 ms would take 20 s: each byte arrives well within
         // the timeout, the whole head does not.
         let mut head = b"GET /msi/token?api-version=2019-08-01 HTTP/1.1\r\nx-padding: ".to_vec();
@@ -195,7 +189,7 @@ async fn request_head_sent_a_byte_at_a_time_gets_408_before_it_ends() {
 #[tokio::test]
 async fn body_that_never_arrives_gets_408_and_the_connection_closes() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = impatient_emulator().await;
         let tenant = emu.tenant_id();
         let request = format!(
             "POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=client"
@@ -210,7 +204,7 @@ async fn body_that_never_arrives_gets_408_and_the_connection_closes() {
 #[tokio::test]
 async fn connection_that_sends_nothing_is_closed_without_a_reply() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = impatient_emulator().await;
         let mut idle = connect(mi_addr(&emu)).await;
         assert_eq!(read_until_closed(&mut idle).await, b"");
         // A kept-alive connection with no next request is closed the same way, after its
@@ -234,7 +228,7 @@ async fn connection_that_sends_nothing_is_closed_without_a_reply() {
 #[tokio::test]
 async fn stalled_tls_handshake_is_dropped() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = impatient_emulator().await;
         // Nothing at all, then half a ClientHello.
         let mut silent = connect(emu.token_endpoint_addr()).await;
         assert_eq!(read_until_closed(&mut silent).await, b"");

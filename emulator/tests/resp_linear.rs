@@ -9,17 +9,6 @@ use std::time::Duration;
 use azure_redis_emulator::Emulator;
 use common::*;
 
-async fn emulator() -> Emulator {
-    init();
-    Emulator::builder().start().await.expect("emulator starts")
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out");
-}
-
 /// Sends `bytes` in writes of `chunk` bytes, each flushed on its own.
 async fn send_split(conn: &mut RawConn, bytes: &[u8], chunk: usize) {
     for piece in bytes.chunks(chunk) {
@@ -30,7 +19,7 @@ async fn send_split(conn: &mut RawConn, bytes: &[u8], chunk: usize) {
 #[tokio::test]
 async fn subscribe_to_many_channels_sent_64_bytes_at_a_time() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = start(Emulator::builder()).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
         assert_eq!(
@@ -60,7 +49,7 @@ async fn subscribe_to_many_channels_sent_64_bytes_at_a_time() {
 #[tokio::test]
 async fn auth_with_a_token_of_a_megabyte_sent_64_bytes_at_a_time() {
     bounded(async {
-        let emu = emulator().await;
+        let emu = start(Emulator::builder()).await;
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
 
