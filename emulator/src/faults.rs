@@ -12,9 +12,6 @@ use crate::error::EmulatorError;
 use crate::gate::{GateState, PreAuth};
 use crate::identity::IdentityState;
 
-/// `http.rs` counts through `crate::faults::inc`.
-pub(crate) use crate::counters::inc;
-
 /// How an identity endpoint misbehaves during an outage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

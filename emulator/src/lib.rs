@@ -63,6 +63,3 @@ pub use error::EmulatorError;
 pub use faults::{Faults, IdentityEndpoint, IdentityFault};
 pub use identity::{ServicePrincipal, UserIdentity, WorkloadIdentity};
 pub use jwt::{FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE};
-
-/// The identity state under the name `http.rs` uses.
-pub(crate) use identity::IdentityState as Shared;

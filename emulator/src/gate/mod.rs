@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::faults::inc;
+use crate::counters::inc;
 
 pub(crate) use client_text::escape_client_text;
 pub(crate) use pre_auth::PreAuth;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::GateState;
 use super::pre_auth::{Admission, pre_auth_expiry};
 use super::session::Session;
-use crate::faults::inc;
+use crate::counters::inc;
 use crate::resp::{Intercept, Item, RequestParser};
 
 const READ_CHUNK: usize = 64 * 1024;

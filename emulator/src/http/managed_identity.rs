@@ -11,10 +11,9 @@ use serde_json::json;
 
 use super::outage::outage;
 use super::redis_audience;
-use crate::Shared;
-use crate::faults::inc;
+use crate::counters::inc;
 use crate::gate::escape_client_text;
-use crate::identity::{MiSelector, new_uuid, secret_eq};
+use crate::identity::{IdentityState, MiSelector, new_uuid, secret_eq};
 
 /// Path of the managed identity endpoint.
 pub(crate) const MI_PATH: &str = "/msi/token";
@@ -53,17 +52,17 @@ pub(super) fn log_unknown_identity(selector: Option<MiSelector<'_>>) {
 }
 
 pub(super) async fn managed_identity_token(
-    State(shared): State<Arc<Shared>>,
+    State(identity): State<Arc<IdentityState>>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    inc(&shared.counters.managed_identity_requests);
-    if let Some(r) = outage(&shared, 0).await {
+    inc(&identity.counters.managed_identity_requests);
+    if let Some(r) = outage(&identity, 0).await {
         return r;
     }
     let header_ok = headers
         .get("x-identity-header")
-        .is_some_and(|v| secret_eq(&shared.identity_header, v.as_bytes()));
+        .is_some_and(|v| secret_eq(&identity.identity_header, v.as_bytes()));
     if !header_ok {
         tracing::info!("managed identity request without a valid x-identity-header");
         return mi_error(
@@ -99,7 +98,7 @@ pub(super) async fn managed_identity_token(
             .map(|r| MiSelector::Resource(r))
     };
     let (found, tenant) = {
-        let reg = shared.registry();
+        let reg = identity.registry();
         (reg.managed_identity(selector), reg.tenant_id.clone())
     };
     let Some((oid, client_id)) = found else {
@@ -109,8 +108,8 @@ pub(super) async fn managed_identity_token(
             "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
         );
     };
-    let lifetime = shared.token_lifetime();
-    let (token, exp) = shared.mint(&oid, &tenant, client_id.as_deref(), audience, lifetime);
+    let lifetime = identity.token_lifetime();
+    let (token, exp) = identity.mint(&oid, &tenant, client_id.as_deref(), audience, lifetime);
     let body = json!({
         "access_token": token,
         "expires_on": exp.to_string(),

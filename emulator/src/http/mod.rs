@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::Shared;
+use crate::identity::IdentityState;
 use crate::jwt::{REDIS_APP_ID, REDIS_AUDIENCE};
 use managed_identity::managed_identity_token;
 use timeouts::{REQUEST_TIMEOUT_REPLY, SharedStream, read_body};
@@ -47,19 +47,19 @@ pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
-    shared: Arc<Shared>,
+    identity: Arc<IdentityState>,
 ) {
-    let router = router.layer(middleware::from_fn_with_state(shared.clone(), read_body));
+    let router = router.layer(middleware::from_fn_with_state(identity.clone(), read_body));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
+            _ = identity.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let timeout = shared.faults.http_read_timeout.get();
+                    let timeout = identity.faults.http_read_timeout.get();
                     let work = serve_connection(stream, tls.clone(), router.clone(), timeout);
-                    let shutdown = shared.shutdown.clone();
+                    let shutdown = identity.shutdown.clone();
                     conns.spawn(async move {
                         tokio::select! {
                             _ = work => {}
@@ -137,14 +137,14 @@ where
 }
 
 /// Router of the managed identity endpoint.
-pub(crate) fn managed_identity_router(shared: Arc<Shared>) -> Router {
+pub(crate) fn managed_identity_router(identity: Arc<IdentityState>) -> Router {
     Router::new()
         .route(MI_PATH, get(managed_identity_token))
-        .with_state(shared)
+        .with_state(identity)
 }
 
 /// Router of the Entra ID authority.
-pub(crate) fn entra_router(shared: Arc<Shared>) -> Router {
+pub(crate) fn entra_router(identity: Arc<IdentityState>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .route(
@@ -158,7 +158,7 @@ pub(crate) fn entra_router(shared: Arc<Shared>) -> Router {
             get(federation_configuration),
         )
         .route("/federation/keys", get(jwks))
-        .with_state(shared)
+        .with_state(identity)
 }
 
 /// Normalises a resource or scope to the audience of the token, if it names Redis.

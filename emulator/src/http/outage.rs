@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::Shared;
 use crate::faults::IdentityFault;
+use crate::identity::IdentityState;
 
 /// Applies an injected outage. `Some(response)` ends the request.
-pub(super) async fn outage(shared: &Shared, slot: usize) -> Option<Response> {
-    let o = shared.faults.outage(slot)?;
+pub(super) async fn outage(identity: &IdentityState, slot: usize) -> Option<Response> {
+    let o = identity.faults.outage(slot)?;
     match o.fault {
         IdentityFault::Http500 => Some(
             (
@@ -24,17 +24,17 @@ pub(super) async fn outage(shared: &Shared, slot: usize) -> Option<Response> {
         ),
         IdentityFault::Http500EchoingToken => {
             let (oid, tenant) = {
-                let reg = shared.registry();
+                let reg = identity.registry();
                 (reg.system_oid.clone(), reg.tenant_id.clone())
             };
-            let (token, exp) = shared.mint(
+            let (token, exp) = identity.mint(
                 &oid,
                 &tenant,
                 None,
                 crate::REDIS_AUDIENCE,
-                shared.token_lifetime(),
+                identity.token_lifetime(),
             );
-            shared
+            identity
                 .faults
                 .echoed
                 .lock()
@@ -57,13 +57,13 @@ pub(super) async fn outage(shared: &Shared, slot: usize) -> Option<Response> {
         IdentityFault::Slow(delay) => {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => None,
-                _ = shared.shutdown.cancelled() => Some(StatusCode::SERVICE_UNAVAILABLE.into_response()),
+                _ = identity.shutdown.cancelled() => Some(StatusCode::SERVICE_UNAVAILABLE.into_response()),
             }
         }
         IdentityFault::NoAnswer => {
             tokio::select! {
                 _ = o.end() => {}
-                _ = shared.shutdown.cancelled() => {}
+                _ = identity.shutdown.cancelled() => {}
             }
             Some(StatusCode::GATEWAY_TIMEOUT.into_response())
         }

@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::Shared;
+use crate::identity::IdentityState;
 
 /// Default of [`Faults::set_http_read_timeout`](crate::Faults::set_http_read_timeout).
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,11 +151,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SharedStream<S> {
 /// that stops sending its body gets 408 and the connection is closed. Bodies keep axum's
 /// default limit (2 MB; a token request is a few kilobytes).
 pub(super) async fn read_body(
-    State(shared): State<Arc<Shared>>,
+    State(identity): State<Arc<IdentityState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let timeout = shared.faults.http_read_timeout.get();
+    let timeout = identity.faults.http_read_timeout.get();
     let (parts, body) = request.into_parts();
     let whole = Request::from_parts(parts.clone(), body);
     match tokio::time::timeout(timeout, Bytes::from_request(whole, &())).await {

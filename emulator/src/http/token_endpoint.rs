@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use super::outage::outage;
 use super::redis_audience;
-use crate::Shared;
-use crate::faults::inc;
-use crate::identity::{new_uuid, secret_eq};
+use crate::counters::inc;
+use crate::identity::{IdentityState, new_uuid, secret_eq};
 use crate::jwt::{self, FEDERATED_AUDIENCE, Rejection};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -69,12 +68,12 @@ fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> R
 }
 
 pub(super) async fn entra_token(
-    State(shared): State<Arc<Shared>>,
+    State(identity): State<Arc<IdentityState>>,
     Path(tenant): Path<String>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    inc(&shared.counters.token_endpoint_requests);
-    if let Some(r) = outage(&shared, 1).await {
+    inc(&identity.counters.token_endpoint_requests);
+    if let Some(r) = outage(&identity, 1).await {
         return r;
     }
     let Ok(Form(f)) = form else {
@@ -158,7 +157,7 @@ pub(super) async fn entra_token(
     };
 
     let (oid, secret_ok, subject) = {
-        let reg = shared.registry();
+        let reg = identity.registry();
         if !reg.tenant_known(&tenant) {
             drop(reg);
             return aad_error(
@@ -214,7 +213,7 @@ pub(super) async fn entra_token(
                     "Invalid client assertion type.",
                 );
             }
-            if let Err(r) = validate_assertion(&shared, assertion, subject.as_deref()) {
+            if let Err(r) = validate_assertion(&identity, assertion, subject.as_deref()) {
                 return match r {
                     Rejection::Expired | Rejection::NotYetValid => aad_error(
                         StatusCode::BAD_REQUEST,
@@ -241,8 +240,8 @@ pub(super) async fn entra_token(
         }
     }
 
-    let lifetime = shared.token_lifetime();
-    let (token, exp) = shared.mint(&oid, &tenant, Some(client_id), audience, lifetime);
+    let lifetime = identity.token_lifetime();
+    let (token, exp) = identity.mint(&oid, &tenant, Some(client_id), audience, lifetime);
     // Whole seconds left, rounded down: a client computes its expiry as the time it receives
     // the reply plus `expires_in`, which must never be later than `exp`, where the gate closes.
     let expires_in = ((exp as f64 - jwt::now_unix()).floor() as i64).max(0);
@@ -256,13 +255,13 @@ pub(super) async fn entra_token(
 }
 
 fn validate_assertion(
-    shared: &Shared,
+    identity: &IdentityState,
     assertion: &str,
     expected_subject: Option<&str>,
 ) -> Result<(), Rejection> {
-    let claims = shared.key.verify(assertion)?;
+    let claims = identity.key.verify(assertion)?;
     jwt::check_times(&claims, jwt::now_unix())?;
-    if claims.get("iss").and_then(Value::as_str) != Some(shared.federation_issuer()) {
+    if claims.get("iss").and_then(Value::as_str) != Some(identity.federation_issuer()) {
         return Err(Rejection::Issuer);
     }
     if !jwt::audience_matches(&claims, &[FEDERATED_AUDIENCE]) {
@@ -275,10 +274,10 @@ fn validate_assertion(
 }
 
 pub(super) async fn openid_configuration(
-    State(shared): State<Arc<Shared>>,
+    State(identity): State<Arc<IdentityState>>,
     Path(tenant): Path<String>,
 ) -> Response {
-    let a = shared.authority();
+    let a = identity.authority();
     axum::Json(json!({
         "issuer": format!("{a}/{tenant}/v2.0"),
         "token_endpoint": format!("{a}/{tenant}/oauth2/v2.0/token"),
@@ -294,10 +293,12 @@ pub(super) async fn openid_configuration(
     .into_response()
 }
 
-pub(super) async fn federation_configuration(State(shared): State<Arc<Shared>>) -> Response {
+pub(super) async fn federation_configuration(
+    State(identity): State<Arc<IdentityState>>,
+) -> Response {
     axum::Json(json!({
-        "issuer": shared.federation_issuer(),
-        "jwks_uri": format!("{}/federation/keys", shared.authority()),
+        "issuer": identity.federation_issuer(),
+        "jwks_uri": format!("{}/federation/keys", identity.authority()),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -305,12 +306,12 @@ pub(super) async fn federation_configuration(State(shared): State<Arc<Shared>>) 
     .into_response()
 }
 
-pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({ "keys": [shared.key.jwk()] })).into_response()
+pub(super) async fn jwks(State(identity): State<Arc<IdentityState>>) -> Response {
+    axum::Json(json!({ "keys": [identity.key.jwk()] })).into_response()
 }
 
-pub(super) async fn instance_discovery(State(shared): State<Arc<Shared>>) -> Response {
-    let a = shared.authority();
+pub(super) async fn instance_discovery(State(identity): State<Arc<IdentityState>>) -> Response {
+    let a = identity.authority();
     let host = a.trim_start_matches("https://").to_string();
     axum::Json(json!({
         "tenant_discovery_endpoint": format!("{a}/common/v2.0/.well-known/openid-configuration"),
