@@ -422,10 +422,11 @@ const COLD_START_CHILD: &str = "cold-start-child";
 const COUNT: &str = "count";
 
 /// For an instruction count under `valgrind --tool=callgrind` (repeatable whatever else the
-/// machine does): `bench count raw|ours N` issues N sequential SETs through one client against a
-/// redis-server of its own, with no emulator in the process. Running it with two values of N
-/// and taking the difference gives the instructions of one command, setup excluded.
-async fn count(client: &str, n: u64) -> Result<(), Error> {
+/// machine does): `bench count raw|ours N [DEPTH]` issues N SETs through one client, DEPTH of
+/// them in flight at a time (1 by default), against a redis-server of its own, with no emulator
+/// in the process, on a single-threaded runtime. Running it with two values of N and taking the
+/// difference gives the instructions of one command, setup excluded.
+async fn count(client: &str, n: u64, depth: usize) -> Result<(), Error> {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     // A token shaped like Entra ID's (the server only compares it as the ACL password).
@@ -443,7 +444,7 @@ async fn count(client: &str, n: u64) -> Result<(), Error> {
     match client {
         "raw" => {
             let conn = raw_connection(server.addr, RAW_USER, RAW_PASSWORD).await?;
-            sequential_sets(conn, n).await
+            concurrent_sets(conn, n, depth).await
         }
         "ours" => {
             let mut endpoint = Endpoint::new("127.0.0.1");
@@ -459,20 +460,38 @@ async fn count(client: &str, n: u64) -> Result<(), Error> {
                 .token_source(source)
                 .connect()
                 .await?;
-            sequential_sets(handle, n).await
+            concurrent_sets(handle, n, depth).await
         }
         other => Err(format!("count: expected raw or ours, not {other}").into()),
     }
 }
 
-/// `n` SETs, one after another.
-async fn sequential_sets(mut conn: impl ConnectionLike, n: u64) -> Result<(), Error> {
-    for i in 0..n {
-        let () = redis::cmd("SET")
-            .arg("count:k")
-            .arg(i)
-            .query_async(&mut conn)
-            .await?;
+/// `n` SETs from `depth` workers polled together, each sending one SET after another on a
+/// clone of `conn` made before the first (so that a clone, whose cost differs between the
+/// clients, is setup and drops out of the difference).
+async fn concurrent_sets(
+    conn: impl ConnectionLike + Clone,
+    n: u64,
+    depth: usize,
+) -> Result<(), Error> {
+    let depth = depth.max(1) as u64;
+    let workers = (0..depth).map(|w| {
+        let mut conn = conn.clone();
+        async move {
+            let mut i = w;
+            while i < n {
+                redis::cmd("SET")
+                    .arg("count:k")
+                    .arg(i)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                i += depth;
+            }
+            Ok::<(), redis::RedisError>(())
+        }
+    });
+    for result in futures_util::future::join_all(workers).await {
+        result?;
     }
     Ok(())
 }
@@ -501,11 +520,7 @@ struct SystemIdentityCache {
     port: Option<u16>,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    if std::env::args().nth(1).as_deref() == Some(COLD_START_CHILD) {
-        return cold_start_child().await;
-    }
+fn main() -> Result<(), Error> {
     if std::env::args().nth(1).as_deref() == Some(COUNT) {
         let client = std::env::args().nth(2).unwrap_or_default();
         let n = std::env::args()
@@ -513,7 +528,26 @@ async fn main() -> Result<(), Error> {
             .unwrap_or_default()
             .parse()
             .map_err(|_| "count: N")?;
-        return count(&client, n).await;
+        let depth = match std::env::args().nth(4) {
+            Some(depth) => depth.parse().map_err(|_| "count: DEPTH")?,
+            None => 1,
+        };
+        // One thread: the client, its connection's driver and the handle's tasks interleave
+        // the same way on every run, so that the count repeats.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(count(&client, n, depth));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
+    if std::env::args().nth(1).as_deref() == Some(COLD_START_CHILD) {
+        return cold_start_child().await;
     }
     let args = args()?;
     let cores = std::thread::available_parallelism()

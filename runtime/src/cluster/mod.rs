@@ -48,7 +48,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::RoutingInfo;
@@ -397,9 +396,12 @@ impl AzureRedisCluster {
 /// timeout error, and the cluster connection is rebuilt.
 impl ConnectionLike for AzureRedisCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        // redis-rs's routing (`RoutingInfo::for_routable`) is private to it, so the request goes
+        // through its boxed `req_packed_command`: two boxes a request where raw has one.
         let send =
             move |mut conn: ClusterConnection| async move { conn.req_packed_command(cmd).await };
-        self.inner.request(resendable(cmd), send).boxed()
+        let inner = &self.inner;
+        handle::boxed_in_place(move || inner.request(resendable(cmd), send))
     }
 
     fn req_packed_commands<'a>(
@@ -411,7 +413,8 @@ impl ConnectionLike for AzureRedisCluster {
         let send = move |mut conn: ClusterConnection| async move {
             conn.req_packed_commands(pipeline, offset, count).await
         };
-        self.inner.request(true, send).boxed()
+        let inner = &self.inner;
+        handle::boxed_in_place(move || inner.request(true, send))
     }
 
     fn get_db(&self) -> i64 {

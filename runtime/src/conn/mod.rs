@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, Pipeline, PushInfo, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{mpsc, watch};
@@ -275,35 +274,27 @@ impl AzureRedis {
         Ok(self.live().await?.conn)
     }
 
+    /// The connection in use, waiting up to `wait_for_connection` while one is being
+    /// established.
     async fn live(&self) -> RedisResult<InUse> {
-        // The common case costs a clone of the connection handle, no timer.
-        if let Some(live) = self.inner.live.borrow().as_ref() {
-            return Ok(live.clone());
+        match self.in_use() {
+            Some(live) => Ok(live),
+            None => self.wait_for_connection().await,
         }
+    }
+
+    /// The connection in use now, if one is: a clone of the connection handle, no timer.
+    fn in_use(&self) -> Option<InUse> {
+        self.inner.live.borrow().clone()
+    }
+
+    async fn wait_for_connection(&self) -> RedisResult<InUse> {
         let mut rx = self.inner.live.subscribe();
         let ready = rx.wait_for(Option::is_some);
         match tokio::time::timeout(self.inner.wait_for_connection, ready).await {
             Ok(Ok(live)) => live.clone().ok_or_else(not_connected),
             _ => Err(not_connected()),
         }
-    }
-
-    /// Runs `request` on the connection in use (waiting for one while it is re-established),
-    /// and reports the connection if the request shows it unusable.
-    async fn request<T, R>(
-        &self,
-        request: impl FnOnce(MultiplexedConnection) -> R,
-    ) -> RedisResult<T>
-    where
-        R: Future<Output = RedisResult<T>>,
-    {
-        let live = self.live().await?;
-        let id = live.id;
-        let result = request(live.conn).await;
-        if let Err(error) = &result {
-            self.note_failure(id, error);
-        }
-        result
     }
 
     /// Tells the supervisor when `error` shows the connection `id` unusable: closed, or
@@ -324,10 +315,34 @@ fn not_connected() -> RedisError {
     .into()
 }
 
+/// The body of a request: `$send` on the connection in use (waiting for one while it is
+/// re-established), reporting the connection if the request shows it unusable.
+///
+/// Written out in each `ConnectionLike` method rather than through a generic helper taking a
+/// closure, and boxed in place: the request is then one flat future written straight into its
+/// box, as redis-rs's own. Measured with `bench count` under callgrind, a closure-taking helper
+/// cost 60 instructions a command and the stack copy of the future another 146.
+macro_rules! on_connection {
+    ($this:ident, |$conn:ident| $send:expr) => {
+        handle::boxed_in_place(move || async move {
+            let mut live = match $this.in_use() {
+                Some(live) => live,
+                None => Box::pin($this.wait_for_connection()).await?,
+            };
+            let $conn = &mut live.conn;
+            let result = $send.await;
+            if let Err(error) = &result {
+                $this.note_failure(live.id, error);
+            }
+            result
+        })
+    };
+}
+
 impl ConnectionLike for AzureRedis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.request(move |mut conn| async move { conn.req_packed_command(cmd).await })
-            .boxed()
+        let this = &*self;
+        on_connection!(this, |conn| conn.send_packed_command(cmd))
     }
 
     fn req_packed_commands<'a>(
@@ -336,10 +351,9 @@ impl ConnectionLike for AzureRedis {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.request(move |mut conn| async move {
-            conn.req_packed_commands(pipeline, offset, count).await
-        })
-        .boxed()
+        let this = &*self;
+        on_connection!(this, |conn| conn
+            .send_packed_commands(pipeline, offset, count))
     }
 
     fn get_db(&self) -> i64 {
