@@ -38,7 +38,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// How the raw redis-rs baseline is configured: as the handle configures its own connection
 /// by default (RESP3 with a push sender, the handle's connect and response timeouts,
 /// plaintext to the same redis-server), so that a ratio measures the handle alone.
-const BASELINE: &str = "raw redis-rs MultiplexedConnection configured as the handle's: RESP3 with a push sender, connect timeout = handle::DEFAULT_CONNECT_TIMEOUT (10 s), response timeout = handle::DEFAULT_RESPONSE_TIMEOUT (5 s), plaintext, same redis-server";
+const BASELINE: &str = "raw redis-rs MultiplexedConnection configured as the handle's: RESP3 with a push sender, connect timeout = handle::DEFAULT_CONNECT_TIMEOUT (10 s), response timeout = handle::DEFAULT_RESPONSE_TIMEOUT (5 s), the same transport (plaintext, or TLS to localhost trusting the same CA through redis-rs's rustls), the same redis-server";
 
 /// Opens the raw baseline connection ([`BASELINE`]) as `user:password` to `addr`.
 async fn raw_connection(
@@ -46,7 +46,30 @@ async fn raw_connection(
     user: &str,
     password: &str,
 ) -> Result<MultiplexedConnection, Error> {
-    let client = redis::Client::open(format!("redis://{user}:{password}@{addr}/?protocol=resp3"))?;
+    raw_connection_with(addr, user, password, None).await
+}
+
+/// [`raw_connection`], over TLS to `localhost` trusting `tls_ca_pem` when given, as the handle
+/// is configured (`root_certificate_pem`).
+async fn raw_connection_with(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    tls_ca_pem: Option<&str>,
+) -> Result<MultiplexedConnection, Error> {
+    let client = match tls_ca_pem {
+        None => redis::Client::open(format!("redis://{user}:{password}@{addr}/?protocol=resp3"))?,
+        Some(ca_pem) => redis::Client::build_with_tls(
+            format!(
+                "rediss://{user}:{password}@localhost:{}/?protocol=resp3",
+                addr.port()
+            ),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca_pem.as_bytes().to_vec()),
+            },
+        )?,
+    };
     // Drained as the handle's supervisor drains its own; the task ends with the connection.
     let (pushes, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move { while received.recv().await.is_some() {} });
@@ -57,6 +80,20 @@ async fn raw_connection(
     Ok(client
         .get_multiplexed_async_connection_with_config(&config)
         .await?)
+}
+
+/// One throughput cell.
+struct Cell {
+    transport: &'static str,
+    op: Op,
+    size: usize,
+    inflight: usize,
+    raw_median: f64,
+    our_median: f64,
+    ratio: f64,
+    spread: (f64, f64),
+    cpu: (f64, f64),
+    ceiling: Option<f64>,
 }
 
 const RAW_USER: &str = "bench";
@@ -351,16 +388,69 @@ struct RedisServer {
     _child: tokio::process::Child,
 }
 
+/// A certificate authority and a certificate for `localhost` signed by it, written where
+/// redis-server reads them, for the TLS cells.
+struct TlsFiles {
+    ca_pem: String,
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    fn generate() -> Result<TlsFiles, Error> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate()?;
+        let cert =
+            CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&key, &issuer)?;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem())?;
+        std::fs::write(dir.path().join("cert.pem"), cert.pem())?;
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem())?;
+        Ok(TlsFiles {
+            ca_pem: ca_cert.pem(),
+            dir,
+        })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
 impl RedisServer {
     async fn start(users: &[(&str, &str)]) -> Result<RedisServer, Error> {
+        Self::start_with(users, None).await
+    }
+
+    /// With `tls`, the server accepts TLS only (no client certificates), as Azure does.
+    async fn start_with(
+        users: &[(&str, &str)],
+        tls: Option<&TlsFiles>,
+    ) -> Result<RedisServer, Error> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let mut cmd = tokio::process::Command::new("redis-server");
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true);
+        match tls {
+            None => {
+                cmd.args(["--port", &port.to_string()]);
+            }
+            Some(files) => {
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-cert-file", &files.path("cert.pem")])
+                    .args(["--tls-key-file", &files.path("key.pem")])
+                    .args(["--tls-ca-cert-file", &files.path("ca.pem")])
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
         for (user, password) in users {
             cmd.args([
                 "--user",
@@ -579,66 +669,90 @@ async fn run() -> Result<(), Error> {
     })
     .join()
     .map_err(|_| "the emulator thread panicked")??;
-    // A redis-server of the benchmark's own: raw uses a static ACL password; ours the
-    // identity's oid as ACL user with a token as its password.
+    // A redis-server of the benchmark's own for each transport: raw uses a static ACL password;
+    // ours the identity's oid as ACL user with a token as its password.
     let oid = emu.system_identity();
     let minted = emu.mint_token(&oid, Duration::from_secs(3600));
-    let server =
-        RedisServer::start(&[(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())]).await?;
+    let users = [(RAW_USER, RAW_PASSWORD), (oid.as_str(), minted.secret())];
+    let server = RedisServer::start(&users).await?;
     let direct = server.addr;
-    let raw = raw_connection(direct, RAW_USER, RAW_PASSWORD).await?;
+    let tls_files = TlsFiles::generate()?;
+    let tls_server = RedisServer::start_with(&users, Some(&tls_files)).await?;
     println!("baseline: {BASELINE}");
-    let mut endpoint = Endpoint::new("127.0.0.1");
-    endpoint.port = direct.port();
-    endpoint.tls = false;
     let token = AccessToken {
         token: SecretString::from(minted.secret()),
         expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(minted.expires_on as u64)),
     };
-    let ours = AzureRedis::builder(endpoint, Auth::SystemIdentity)
-        .allow_plaintext()
-        .token_source(Minted(token))
-        .connect()
-        .await?;
+    let mut pairs = Vec::new();
+    for (transport, addr) in [("plain", direct), ("TLS", tls_server.addr)] {
+        let tls = transport == "TLS";
+        let ca_pem = tls.then_some(tls_files.ca_pem.as_str());
+        let raw = raw_connection_with(addr, RAW_USER, RAW_PASSWORD, ca_pem).await?;
+        let mut endpoint = Endpoint::new(if tls { "localhost" } else { "127.0.0.1" });
+        endpoint.port = addr.port();
+        endpoint.tls = tls;
+        let mut builder = AzureRedis::builder(endpoint, Auth::SystemIdentity)
+            .allow_plaintext()
+            .token_source(Minted(token.clone()));
+        if let Some(ca_pem) = ca_pem {
+            builder = builder.root_certificate_pem(ca_pem.as_bytes());
+        }
+        pairs.push((transport, raw, builder.connect().await?));
+    }
 
     let mut cells = Vec::new();
     let mut worst: f64 = f64::INFINITY;
-    for op in [Op::Get, Op::Set] {
-        for size in [64usize, 1024] {
-            for inflight in [1usize, 16, 256] {
-                let (mut raw_runs, mut our_runs) = (Vec::new(), Vec::new());
-                let (mut raw_cpu, mut our_cpu) = (Vec::new(), Vec::new());
-                for run in 0..args.runs {
-                    // Alternate the order so that drift does not favour one side.
-                    let (r, o) = if run % 2 == 0 {
-                        let r = throughput(&raw, op, size, inflight, args.seconds).await?;
-                        (
-                            r,
-                            throughput(&ours, op, size, inflight, args.seconds).await?,
-                        )
-                    } else {
-                        let o = throughput(&ours, op, size, inflight, args.seconds).await?;
-                        (throughput(&raw, op, size, inflight, args.seconds).await?, o)
+    for (transport, raw, ours) in &pairs {
+        for op in [Op::Get, Op::Set] {
+            for size in [64usize, 1024] {
+                for inflight in [1usize, 16, 256] {
+                    let (mut raw_runs, mut our_runs) = (Vec::new(), Vec::new());
+                    let (mut raw_cpu, mut our_cpu) = (Vec::new(), Vec::new());
+                    for run in 0..args.runs {
+                        // Alternate the order so that drift does not favour one side.
+                        let (r, o) = if run % 2 == 0 {
+                            let r = throughput(raw, op, size, inflight, args.seconds).await?;
+                            (r, throughput(ours, op, size, inflight, args.seconds).await?)
+                        } else {
+                            let o = throughput(ours, op, size, inflight, args.seconds).await?;
+                            (throughput(raw, op, size, inflight, args.seconds).await?, o)
+                        };
+                        raw_runs.push(r.0);
+                        raw_cpu.push(r.1);
+                        our_runs.push(o.0);
+                        our_cpu.push(o.1);
+                    }
+                    let ratios: Vec<f64> =
+                        raw_runs.iter().zip(&our_runs).map(|(r, o)| o / r).collect();
+                    let spread = (
+                        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    );
+                    let ratio = median(ratios);
+                    let (raw_median, our_median) = (median(raw_runs), median(our_runs));
+                    worst = worst.min(ratio);
+                    let ceiling = match *transport {
+                        "plain" => redis_benchmark(direct.port(), op, size, inflight).await,
+                        _ => None,
                     };
-                    raw_runs.push(r.0);
-                    raw_cpu.push(r.1);
-                    our_runs.push(o.0);
-                    our_cpu.push(o.1);
+                    eprintln!(
+                        "    {transport} {} {size} B x{inflight}: raw {raw_median:.0}, ours {our_median:.0}",
+                        op.name()
+                    );
+                    let cpu = (median(raw_cpu), median(our_cpu));
+                    cells.push(Cell {
+                        transport,
+                        op,
+                        size,
+                        inflight,
+                        raw_median,
+                        our_median,
+                        ratio,
+                        spread,
+                        cpu,
+                        ceiling,
+                    });
                 }
-                // Each run pairs a raw and an ours measurement taken back to back; the median of
-                // those ratios is steadier on a small machine than the ratio of medians.
-                let ratio = median(raw_runs.iter().zip(&our_runs).map(|(r, o)| o / r).collect());
-                let (raw_median, our_median) = (median(raw_runs), median(our_runs));
-                worst = worst.min(ratio);
-                let ceiling = redis_benchmark(direct.port(), op, size, inflight).await;
-                eprintln!(
-                    "    {} {size} B x{inflight}: raw {raw_median:.0}, ours {our_median:.0}",
-                    op.name()
-                );
-                let cpu = (median(raw_cpu), median(our_cpu));
-                cells.push((
-                    op, size, inflight, raw_median, our_median, ratio, cpu, ceiling,
-                ));
             }
         }
     }
@@ -648,25 +762,43 @@ async fn run() -> Result<(), Error> {
     };
     println!("\n## 1. Throughput (commands/s), direct to redis-server on loopback\n");
     println!(
-        "| op | value | in flight | raw redis-rs | ours | ours / raw | entra-id: raw | entra-id | entra-id / raw | redis-benchmark -c 1 -P N | client CPU µs/cmd raw / ours |"
+        "ours / raw is the median of the {} back-to-back ratios (range in brackets); the two throughput medians may come from different runs, so their quotient can differ from it.\n",
+        args.runs
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (op, size, inflight, raw_median, our_median, ratio, (raw_cpu, our_cpu), ceiling) in &cells {
+    println!(
+        "| transport | op | value | in flight | raw redis-rs | ours | ours / raw [range] | entra-id: raw | entra-id | entra-id / raw | redis-benchmark -c 1 -P N | client CPU µs/cmd raw / ours |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for cell in &cells {
+        let Cell {
+            transport,
+            op,
+            size,
+            inflight,
+            raw_median,
+            our_median,
+            ratio,
+            spread: (low, high),
+            cpu: (raw_cpu, our_cpu),
+            ceiling,
+        } = cell;
         let other = anchor
             .iter()
-            .find(|(o, s, i, _, _)| o == op.name() && s == size && i == inflight)
+            .find(|(o, s, i, _, _)| {
+                *transport == "plain" && o == op.name() && s == size && i == inflight
+            })
             .map(|(_, _, _, r, e)| format!("{r:.0} | {e:.0} | {:.3}", e / r))
             .unwrap_or_else(|| "n/a | n/a | n/a".into());
         let ceiling = ceiling
             .map(|v| format!("{v:.0}"))
             .unwrap_or_else(|| "n/a".into());
         println!(
-            "| {} | {size} B | {inflight} | {raw_median:.0} | {our_median:.0} | {ratio:.3} | {other} | {ceiling} | {raw_cpu:.2} / {our_cpu:.2} |",
+            "| {transport} | {} | {size} B | {inflight} | {raw_median:.0} | {our_median:.0} | {ratio:.3} [{low:.3}, {high:.3}] | {other} | {ceiling} | {raw_cpu:.2} / {our_cpu:.2} |",
             op.name(),
         );
     }
     println!("\nworst ours / raw: {worst:.3}");
-    drop(ours);
+    drop(pairs);
 
     println!("\n## 2. Latency through the gate (16 workers, SET), steady vs during refresh\n");
     let seconds = (args.seconds * 10.0).max(5.0);
