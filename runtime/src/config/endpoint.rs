@@ -1,6 +1,7 @@
 //! Where the cache is: host, port, TLS and database, with Azure's defaults.
 
 use std::fmt;
+use std::net::Ipv6Addr;
 
 /// Which Azure service a host name belongs to, judged by its DNS suffix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,7 +10,8 @@ pub enum Service {
     /// Azure Cache for Redis (`*.redis.cache.windows.net` and the sovereign clouds' suffixes):
     /// TLS on port 6380.
     CacheForRedis,
-    /// Azure Managed Redis (`*.redis.azure.net`): TLS on port 10000.
+    /// Azure Managed Redis (`*.redis.azure.net`, and `*.redisenterprise.cache.azure.net` of the
+    /// older Azure Cache for Redis Enterprise tiers it grew from): TLS on port 10000.
     ManagedRedis,
     /// Any other host (a local emulator, a self-hosted server).
     Other,
@@ -21,7 +23,13 @@ const CACHE_FOR_REDIS_SUFFIXES: &[&str] = &[
     ".redis.cache.usgovcloudapi.net",
     ".redis.cache.cloudapi.de",
 ];
-const MANAGED_REDIS_SUFFIXES: &[&str] = &[".redis.azure.net", ".redis.azure.cn"];
+const MANAGED_REDIS_SUFFIXES: &[&str] = &[
+    ".redis.azure.net",
+    ".redis.azure.cn",
+    // Azure Cache for Redis Enterprise / Enterprise Flash: the same Redis Enterprise runtime,
+    // TLS on 10000, the same cluster policies.
+    ".redisenterprise.cache.azure.net",
+];
 
 impl Service {
     /// The service a host name belongs to.
@@ -30,6 +38,10 @@ impl Service {
     /// use azure_redis_connect::config::Service;
     /// assert_eq!(Service::of_host("shop.redis.cache.windows.net"), Service::CacheForRedis);
     /// assert_eq!(Service::of_host("shop.westeurope.redis.azure.net"), Service::ManagedRedis);
+    /// assert_eq!(
+    ///     Service::of_host("shop.westeurope.redisenterprise.cache.azure.net"),
+    ///     Service::ManagedRedis
+    /// );
     /// assert_eq!(Service::of_host("localhost"), Service::Other);
     /// ```
     pub fn of_host(host: &str) -> Service {
@@ -151,9 +163,26 @@ pub enum HostError {
     /// Characters that cannot appear in a host name.
     #[error("the host name contains a character that cannot appear in a host name")]
     BadCharacter,
+    /// Written like an IPv6 address (in `[...]`, or with more than one `:`) but not one, such
+    /// as `host:6380:6380` or `redis:host:6380`.
+    #[error(
+        "the host is written like an IPv6 address (in `[...]` or with more than one `:`) but is \
+         not one: an IPv6 address with a port is written `[addr]:port`, a single port `host:port`, \
+         and a URL starts with `redis://` or `rediss://`"
+    )]
+    NotIpv6,
+}
+
+/// Whether `host` is an IPv6 address, optionally with a `%zone`.
+fn is_ipv6(host: &str) -> bool {
+    let addr = host.split_once('%').map_or(host, |(addr, _zone)| addr);
+    addr.parse::<Ipv6Addr>().is_ok()
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`, trimming whitespace.
+///
+/// Only an IPv6 address may hold more than one `:` or stand in brackets: `host:6380:6380` and
+/// `redis:host:6380` (a URL without `//`) are refused rather than taken as odd host names.
 pub(crate) fn split_host_port(input: &str) -> Result<(String, Option<u16>), HostError> {
     let input = input.trim();
     if input.is_empty() {
@@ -162,6 +191,9 @@ pub(crate) fn split_host_port(input: &str) -> Result<(String, Option<u16>), Host
     let (host, port) = if let Some(rest) = input.strip_prefix('[') {
         let close = rest.find(']').ok_or(HostError::UnclosedBracket)?;
         let host = &rest[..close];
+        if !host.is_empty() && !is_ipv6(host) {
+            return Err(HostError::NotIpv6);
+        }
         let after = &rest[close + 1..];
         let port = match after.strip_prefix(':') {
             Some(port) => Some(port),
@@ -171,6 +203,9 @@ pub(crate) fn split_host_port(input: &str) -> Result<(String, Option<u16>), Host
         (host, port)
     } else if input.matches(':').count() > 1 {
         // A bare IPv6 address: no port can be told apart from it.
+        if !is_ipv6(input) {
+            return Err(HostError::NotIpv6);
+        }
         (input, None)
     } else {
         match input.split_once(':') {
@@ -221,12 +256,43 @@ mod tests {
     }
 
     #[test]
+    fn only_an_ipv6_address_holds_several_colons_or_brackets() {
+        let ok = |s: &str| split_host_port(s).unwrap();
+        assert_eq!(ok("fe80::1%eth0"), ("fe80::1%eth0".into(), None));
+        assert_eq!(
+            ok("[2001:db8::7]:10000"),
+            ("2001:db8::7".into(), Some(10000))
+        );
+        for odd in [
+            "host:6380:6380",
+            "redis:host:1",
+            "rediss:shop.redis.cache.windows.net:6380",
+            "a:b:c",
+            "[host]:6380",
+            "[host:6380]",
+            ":::",
+        ] {
+            assert_eq!(split_host_port(odd), Err(HostError::NotIpv6), "{odd}");
+        }
+    }
+
+    #[test]
     fn azure_defaults_follow_the_host_suffix() {
         assert_eq!(Endpoint::new("x.redis.cache.chinacloudapi.cn").port, 6380);
         assert_eq!(Endpoint::new("X.EASTUS.REDIS.AZURE.NET").port, 10000);
         assert_eq!(Endpoint::new("localhost").port, 6380);
         assert_eq!(Endpoint::default_port("localhost", false), 6379);
         assert_eq!(Endpoint::default_port("a.redis.azure.net", true), 10000);
+        // The Enterprise tiers' older suffix is Azure Managed Redis too.
+        let enterprise = "shop.westeurope.redisenterprise.cache.azure.net";
+        assert_eq!(Service::of_host(enterprise), Service::ManagedRedis);
+        assert_eq!(Endpoint::new(enterprise).port, 10000);
+        assert_eq!(Endpoint::default_port(enterprise, true), 10000);
+        // Not a suffix match: a name that merely contains it.
+        assert_eq!(
+            Service::of_host("redisenterprise.cache.azure.net.example.com"),
+            Service::Other
+        );
         assert_eq!(Endpoint::new("::1").to_string(), "rediss://[::1]:6380/0");
     }
 }
