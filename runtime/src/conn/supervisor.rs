@@ -135,9 +135,9 @@ impl Supervisor {
     }
 
     /// Opens a new connection with the current credentials, retrying with
-    /// [`RECONNECT_BACKOFF`] until it succeeds, and puts it in use. While the current token has
-    /// expired, waits for the next one instead of connecting with it. Returns `false` once the
-    /// handle is gone.
+    /// [`RECONNECT_BACKOFF`](handle::RECONNECT_BACKOFF) until it succeeds, and puts it in use.
+    /// While the current token has expired, waits for the next one instead of connecting with
+    /// it. Returns `false` once the handle is gone.
     async fn reconnect(&mut self) -> bool {
         let id = self.next_id;
         self.next_id += 1;
