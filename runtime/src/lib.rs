@@ -125,6 +125,7 @@ pub mod conn;
 pub mod handle;
 pub mod health;
 mod task;
+mod telemetry;
 pub mod token;
 #[cfg(any(feature = "axum", feature = "actix-web"))]
 pub mod web;

@@ -59,7 +59,9 @@ use crate::conn::ConnectError;
 use crate::handle::{self, Subscriptions, Topic};
 use crate::health::HealthCache;
 use crate::task::OwnerSlot;
+use crate::telemetry::{self, RedisOperation};
 use crate::token::{TokenProvider, TokenStatus};
+use tracing::Instrument as _;
 
 pub use mapping::AddressMapping;
 
@@ -185,15 +187,24 @@ impl handle::Builder<handle::Cluster> {
             push_sender: options.push_sender,
         };
         let seed = connector.endpoint.to_string();
-        let announced = connector
-            .discover(&provider.current())
-            .await
-            .map_err(redis_error(seed.clone()))?;
-        connector.check_resolvable(&announced).await?;
-        let conn = connector
-            .open(&announced, &provider)
-            .await
-            .map_err(redis_error(seed))?;
+        let span = telemetry::redis_span(RedisOperation::Connect, &connector.endpoint);
+        let opened = async {
+            let announced = connector
+                .discover(&provider.current())
+                .await
+                .map_err(redis_error(seed.clone()))?;
+            connector.check_resolvable(&announced).await?;
+            connector
+                .open(&announced, &provider)
+                .await
+                .map_err(redis_error(seed))
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(ConnectError::Redis { source, .. }) = &opened {
+            telemetry::record_redis_error(&span, source);
+        }
+        let conn = opened?;
         let (unresponsive, unresponsive_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             connector,

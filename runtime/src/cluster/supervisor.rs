@@ -17,7 +17,9 @@ use super::Inner;
 use super::mapping::{self, Mapper, display_addr};
 use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
+use crate::telemetry::{self, RedisOperation};
 use crate::token::Credentials;
+use tracing::Instrument as _;
 
 /// How long a burst of unmapped addresses (one per node) may gather before one rebuild maps
 /// them all.
@@ -133,7 +135,12 @@ impl Supervisor {
     async fn rebuild(&mut self) -> Option<RedisResult<()>> {
         self.tokens.unexpired("cluster connection").await?;
         let inner = self.inner.upgrade()?;
-        Some(inner.rebuild().await)
+        let span = telemetry::redis_span(RedisOperation::Reconnect, &inner.connector.endpoint);
+        let rebuilt = inner.rebuild().instrument(span.clone()).await;
+        if let Err(error) = &rebuilt {
+            telemetry::record_redis_error(&span, error);
+        }
+        Some(rebuilt)
     }
 }
 
@@ -204,6 +211,18 @@ impl Inner {
     /// routed to a single node by replacing that node's connection, whereas a multi-node route
     /// hands each node's reply back as it is.
     async fn reauth_all(&self, credentials: &Credentials) -> bool {
+        let span = telemetry::redis_span(RedisOperation::Reauth, &self.connector.endpoint);
+        let accepted = self
+            .reauth_rounds(credentials)
+            .instrument(span.clone())
+            .await;
+        if !accepted {
+            telemetry::record_failure(&span, "reauth_refused");
+        }
+        accepted
+    }
+
+    async fn reauth_rounds(&self, credentials: &Credentials) -> bool {
         let (_, conn) = self.current();
         let all_nodes = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
         let accepted = handle::retry_auth(|attempt| {

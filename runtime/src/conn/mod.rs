@@ -34,7 +34,9 @@ use crate::config::{ConfigError, Endpoint};
 use crate::handle::{self, Single, Subscriptions};
 use crate::health::HealthCache;
 use crate::task::OwnerSlot;
+use crate::telemetry::{self, RedisOperation};
 use crate::token::{Credentials, TokenError, TokenProvider, TokenStatus};
+use tracing::Instrument as _;
 
 /// Sets up an [`AzureRedis`] with what the configuration cannot say; the shared setters are on
 /// [`handle::Builder`].
@@ -119,14 +121,15 @@ impl handle::Builder<Single> {
             resp3: options.resp3,
         };
         let first = provider.current();
-        let (conn, pushes) =
-            connector
-                .open(&first)
-                .await
-                .map_err(|source| ConnectError::Redis {
-                    endpoint: connector.endpoint.to_string(),
-                    source,
-                })?;
+        let span = telemetry::redis_span(RedisOperation::Connect, &connector.endpoint);
+        let opened = connector.open(&first).instrument(span.clone()).await;
+        let (conn, pushes) = opened.map_err(|source| {
+            telemetry::record_redis_error(&span, &source);
+            ConnectError::Redis {
+                endpoint: connector.endpoint.to_string(),
+                source,
+            }
+        })?;
         let (live, _) = watch::channel(Some(InUse {
             conn,
             id: 1,

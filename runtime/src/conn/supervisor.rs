@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use super::{Broken, InUse, Inner, Pushes};
 use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
+use crate::telemetry::{self, RedisOperation};
 use crate::token::Credentials;
+use tracing::Instrument as _;
 
 /// Starts the supervisor of `inner`, whose first connection delivers `pushes`.
 pub(super) fn start(
@@ -149,7 +151,15 @@ impl Supervisor {
             let Some(inner) = self.inner.upgrade() else {
                 return false;
             };
-            match inner.open_resubscribed(&credentials).await {
+            let span = telemetry::redis_span(RedisOperation::Reconnect, &inner.connector.endpoint);
+            let opened = inner
+                .open_resubscribed(&credentials)
+                .instrument(span.clone())
+                .await;
+            if let Err(error) = &opened {
+                telemetry::record_redis_error(&span, error);
+            }
+            match opened {
                 Ok((conn, pushes)) => {
                     inner.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
@@ -203,6 +213,18 @@ impl Inner {
     }
 
     async fn reauth(&self, live: &mut InUse, credentials: &Credentials) -> bool {
+        let span = telemetry::redis_span(RedisOperation::Reauth, &self.connector.endpoint);
+        let accepted = self
+            .reauth_attempts(live, credentials)
+            .instrument(span.clone())
+            .await;
+        if !accepted {
+            telemetry::record_failure(&span, "reauth_refused");
+        }
+        accepted
+    }
+
+    async fn reauth_attempts(&self, live: &mut InUse, credentials: &Credentials) -> bool {
         let counters = &self.counters;
         let id = live.id;
         let conn = &mut live.conn;

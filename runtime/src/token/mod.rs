@@ -190,10 +190,19 @@ async fn fetch(
     source: &dyn TokenSource,
     policy: &RefreshPolicy,
 ) -> Result<AccessToken, TokenError> {
-    match tokio::time::timeout(policy.request_timeout, source.fetch()).await {
+    use tracing::Instrument as _;
+    let span = crate::telemetry::token_span();
+    let result = match tokio::time::timeout(policy.request_timeout, source.fetch())
+        .instrument(span.clone())
+        .await
+    {
         Ok(result) => result,
         Err(_) => Err(TokenError::Timeout(policy.request_timeout)),
+    };
+    if let Err(error) = &result {
+        crate::telemetry::record_token_error(&span, error);
     }
+    result
 }
 
 impl TokenProvider {
