@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use redis::IntoConnectionInfo as _;
+use redis::aio::MultiplexedConnection;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::error::EmulatorError;
 use crate::gate::GateState;
@@ -225,29 +226,34 @@ impl Drop for RedisServer {
     }
 }
 
+/// A connection to the redis-server on `127.0.0.1:port`, authenticated with the internal
+/// `password`, for admin commands. It sends only `AUTH` before the caller's commands (no
+/// `CLIENT SETINFO`) and sets no timeouts of its own: each caller bounds its whole exchange.
+pub(crate) async fn admin_connection(
+    port: u16,
+    password: &SecretString,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), port)
+        .into_connection_info()?
+        .set_redis_settings(
+            redis::RedisConnectionInfo::default()
+                .set_password(password.expose_secret())
+                .set_skip_set_lib_name(),
+        );
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None);
+    redis::Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// True when redis-server on `port` accepts the password and answers PING.
 async fn ping(port: u16, password: &SecretString) -> bool {
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        let cmd =
-            crate::resp::encode_command([b"AUTH".as_slice(), password.expose_secret().as_bytes()]);
-        s.write_all(&cmd).await.ok()?;
-        s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        while !got.ends_with(b"+PONG\r\n") {
-            let n = s.read(&mut buf).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            got.extend_from_slice(&buf[..n]);
-            if got.starts_with(b"-") {
-                return None;
-            }
-        }
-        Some(())
+        let mut conn = admin_connection(port, password).await.ok()?;
+        let pong: String = redis::cmd("PING").query_async(&mut conn).await.ok()?;
+        (pong == "PONG").then_some(())
     };
     matches!(
         tokio::time::timeout(Duration::from_secs(1), attempt).await,

@@ -1,11 +1,18 @@
 //! The cluster emulator: nodes behind gates, announced addresses, slot migration, restarts.
+//! Commands go through the gates with the `redis` crate (none here needs raw RESP).
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use azure_redis_emulator::{Announce, ClusterEmulator, Emulator};
-use common::{RawConn, Reply, bounded, init};
+use common::{
+    bounded, error_line, init, query, redis_client_at, redis_connection,
+    unauthenticated_redis_client_at,
+};
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue as _, Value};
 
 async fn cluster(announce: Announce) -> ClusterEmulator {
     with_replicas(announce, 0).await
@@ -21,28 +28,42 @@ async fn with_replicas(announce: Announce, replicas: usize) -> ClusterEmulator {
         .expect("the cluster starts (is redis-server installed?)")
 }
 
-async fn authed(cluster: &ClusterEmulator, node: usize) -> RawConn {
+/// A connection to node `node`'s gate, authenticated as the system identity (the connection
+/// fails unless `AUTH <oid> <token>` is accepted).
+async fn authed(cluster: &ClusterEmulator, node: usize) -> MultiplexedConnection {
     let emu = cluster.identity();
     let token = emu.mint_token(&emu.system_identity(), Duration::from_secs(60));
-    let mut conn = RawConn::tls_at(emu, cluster.gate_addrs()[node]).await;
-    let reply = conn.cmd_str(&["AUTH", &token.oid, token.secret()]).await;
-    assert_eq!(reply, Reply::Simple("OK".into()));
-    conn
+    let port = cluster.gate_addrs()[node].port();
+    let client = redis_client_at(port, ca_pem(cluster), &token.oid, token.secret());
+    redis_connection(&client).await
+}
+
+/// A connection to the gate at `addr` that has not authenticated.
+async fn unauthenticated(cluster: &ClusterEmulator, addr: SocketAddr) -> MultiplexedConnection {
+    redis_connection(&unauthenticated_redis_client_at(
+        addr.port(),
+        ca_pem(cluster),
+    ))
+    .await
+}
+
+fn ca_pem(cluster: &ClusterEmulator) -> Vec<u8> {
+    cluster.identity().ca_pem().as_bytes().to_vec()
 }
 
 /// The `(host, port)` of each slot range's primary in a `CLUSTER SLOTS` reply.
-fn slot_owners(reply: &Reply) -> Vec<(String, i64)> {
-    let Reply::Array(Some(ranges)) = reply else {
+fn slot_owners(reply: &Value) -> Vec<(String, i64)> {
+    let Value::Array(ranges) = reply else {
         panic!("CLUSTER SLOTS answers an array: {reply:?}");
     };
     ranges
         .iter()
         .map(|range| match range {
-            Reply::Array(Some(items)) => match &items[2] {
-                Reply::Array(Some(node)) => (
-                    node[0].bulk_str().expect("host"),
+            Value::Array(items) => match &items[2] {
+                Value::Array(node) => (
+                    String::from_redis_value_ref(&node[0]).expect("host"),
                     match node[1] {
-                        Reply::Int(port) => port,
+                        Value::Int(port) => port,
                         ref other => panic!("port {other:?}"),
                     },
                 ),
@@ -53,21 +74,33 @@ fn slot_owners(reply: &Reply) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// `CLUSTER SLOTS` on `conn`.
+async fn cluster_slots(conn: &mut MultiplexedConnection) -> Value {
+    query(conn, &["CLUSTER", "SLOTS"])
+        .await
+        .expect("CLUSTER SLOTS")
+}
+
+/// The error reply `args` get on `conn`, as the server sent it.
+async fn refused(conn: &mut MultiplexedConnection, args: &[&str]) -> String {
+    match query::<Value>(conn, args).await {
+        Ok(reply) => panic!("{args:?} answered {reply:?}"),
+        Err(e) => error_line(&e),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_announce_gates_or_internal_names_and_gates_check_tokens() {
     init();
     bounded(async {
         for announce in [Announce::Gates, Announce::InternalNames] {
             let cluster = cluster(announce).await;
-            let mut unauthenticated =
-                RawConn::tls_at(cluster.identity(), cluster.seed_addr()).await;
-            let Reply::Error(e) = unauthenticated.cmd_str(&["CLUSTER", "SLOTS"]).await else {
-                panic!("NOAUTH before AUTH");
-            };
+            let mut anonymous = unauthenticated(&cluster, cluster.seed_addr()).await;
+            let e = refused(&mut anonymous, &["CLUSTER", "SLOTS"]).await;
             assert!(e.starts_with("NOAUTH"), "{e}");
             for node in 0..3 {
                 let mut conn = authed(&cluster, node).await;
-                let mut owners = slot_owners(&conn.cmd_str(&["CLUSTER", "SLOTS"]).await);
+                let mut owners = slot_owners(&cluster_slots(&mut conn).await);
                 owners.sort();
                 let mut announced: Vec<(String, i64)> = cluster
                     .announced_addrs()
@@ -78,10 +111,8 @@ async fn nodes_announce_gates_or_internal_names_and_gates_check_tokens() {
                 assert_eq!(owners, announced, "{announce:?}");
                 // Each primary has a config epoch of its own from the start, so no epoch
                 // collision is left to resolve by gossip when a test migrates a slot.
-                let nodes = conn
-                    .cmd_str(&["CLUSTER", "NODES"])
+                let nodes: String = query(&mut conn, &["CLUSTER", "NODES"])
                     .await
-                    .bulk_str()
                     .expect("nodes");
                 let mut epochs: Vec<&str> = nodes
                     .lines()
@@ -105,34 +136,28 @@ async fn a_migrated_slot_answers_moved_and_a_restarted_node_rejoins() {
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
         let mut conn = authed(&cluster, 2).await;
         assert_eq!(
-            conn.cmd_str(&["SET", "foo", "bar"]).await,
-            Reply::Simple("OK".into())
+            query(&mut conn, &["SET", "foo", "bar"]).await,
+            Ok(Value::Okay)
         );
         cluster.migrate_slot(12182, 0).await.expect("migrates");
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 0);
-        let Reply::Error(moved) = conn.cmd_str(&["GET", "foo"]).await else {
-            panic!("MOVED after the migration");
-        };
+        let moved = refused(&mut conn, &["GET", "foo"]).await;
         let port = cluster.gate_addrs()[0].port();
         assert_eq!(moved, format!("MOVED 12182 node-0.internal.invalid:{port}"));
         // The third node agrees as soon as the migration returns.
-        let Reply::Error(moved) = authed(&cluster, 1).await.cmd_str(&["GET", "foo"]).await else {
-            panic!("MOVED from the third node");
-        };
+        let moved = refused(&mut authed(&cluster, 1).await, &["GET", "foo"]).await;
         assert_eq!(moved, format!("MOVED 12182 node-0.internal.invalid:{port}"));
         let mut new_owner = authed(&cluster, 0).await;
         assert_eq!(
-            new_owner.cmd_str(&["GET", "foo"]).await,
-            Reply::Bulk(Some(b"bar".to_vec())),
+            query(&mut new_owner, &["GET", "foo"]).await,
+            Ok(Value::BulkString(b"bar".to_vec())),
             "the key moved with its slot"
         );
 
         cluster.restart_node(1).await.expect("restarts");
         let mut restarted = authed(&cluster, 1).await;
-        let info = restarted
-            .cmd_str(&["CLUSTER", "INFO"])
+        let info: String = query(&mut restarted, &["CLUSTER", "INFO"])
             .await
-            .bulk_str()
             .expect("info");
         assert!(info.contains("cluster_state:ok"), "{info}");
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 0);
@@ -157,13 +182,9 @@ async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
         );
         // Every node knows the new one; it serves no slot yet.
         let mut conn = authed(&cluster, 3).await;
-        let info = conn
-            .cmd_str(&["CLUSTER", "INFO"])
-            .await
-            .bulk_str()
-            .expect("info");
+        let info: String = query(&mut conn, &["CLUSTER", "INFO"]).await.expect("info");
         assert!(info.contains("cluster_known_nodes:4\r"), "{info}");
-        let owners = slot_owners(&conn.cmd_str(&["CLUSTER", "SLOTS"]).await);
+        let owners = slot_owners(&cluster_slots(&mut conn).await);
         assert!(
             !owners.iter().any(|(_, p)| *p == i64::from(port)),
             "{owners:?}"
@@ -172,19 +193,17 @@ async fn an_added_node_joins_behind_its_own_gate_and_takes_a_slot() {
         // "foo" (slot 12182) moves to it with its key; its gate checks tokens like the others.
         let mut old_owner = authed(&cluster, 2).await;
         assert_eq!(
-            old_owner.cmd_str(&["SET", "foo", "bar"]).await,
-            Reply::Simple("OK".into())
+            query(&mut old_owner, &["SET", "foo", "bar"]).await,
+            Ok(Value::Okay)
         );
         cluster.migrate_slot(12182, added).await.expect("migrates");
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), added);
         assert_eq!(
-            conn.cmd_str(&["GET", "foo"]).await,
-            Reply::Bulk(Some(b"bar".to_vec()))
+            query(&mut conn, &["GET", "foo"]).await,
+            Ok(Value::BulkString(b"bar".to_vec()))
         );
-        let mut anonymous = RawConn::tls_at(cluster.identity(), cluster.gate_addrs()[3]).await;
-        let Reply::Error(noauth) = anonymous.cmd_str(&["GET", "foo"]).await else {
-            panic!("NOAUTH before AUTH");
-        };
+        let mut anonymous = unauthenticated(&cluster, cluster.gate_addrs()[3]).await;
+        let noauth = refused(&mut anonymous, &["GET", "foo"]).await;
         assert!(noauth.starts_with("NOAUTH"), "{noauth}");
         assert!(cluster.node_counters(3).expect("node 3").auth_accepted >= 1);
         cluster.shutdown().await;
@@ -211,19 +230,19 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
         }
         // Clients see each replica at its gate's port, after its primary.
         let mut primary = authed(&cluster, 2).await;
-        let Reply::Array(Some(ranges)) = primary.cmd_str(&["CLUSTER", "SLOTS"]).await else {
+        let Value::Array(ranges) = cluster_slots(&mut primary).await else {
             panic!("CLUSTER SLOTS answers an array");
         };
         let gates = cluster.gate_addrs();
         for range in &ranges {
-            let Reply::Array(Some(items)) = range else {
+            let Value::Array(items) = range else {
                 panic!("range {range:?}");
             };
             let ports: Vec<u16> = items[2..]
                 .iter()
                 .map(|node| match node {
-                    Reply::Array(Some(node)) => match node[1] {
-                        Reply::Int(port) => u16::try_from(port).expect("port"),
+                    Value::Array(node) => match node[1] {
+                        Value::Int(port) => u16::try_from(port).expect("port"),
                         ref other => panic!("port {other:?}"),
                     },
                     other => panic!("node {other:?}"),
@@ -236,17 +255,18 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
             assert_eq!(ports, [gates[owner].port(), gates[owner + 3].port()]);
         }
         // Replication runs between the redis-servers; a client cannot replicate through a gate.
-        let Reply::Error(e) = primary.cmd_str(&["PSYNC", "?", "-1"]).await else {
-            panic!("PSYNC refused");
-        };
+        let e = refused(&mut primary, &["PSYNC", "?", "-1"]).await;
         assert!(e.starts_with("NOPERM"), "{e}");
 
         // "foo" (slot 12182) is node 2's; its replica, node 5, takes over with the key.
         assert_eq!(
-            primary.cmd_str(&["SET", "foo", "bar"]).await,
-            Reply::Simple("OK".into())
+            query(&mut primary, &["SET", "foo", "bar"]).await,
+            Ok(Value::Okay)
         );
-        assert_eq!(primary.cmd_str(&["WAIT", "1", "5000"]).await, Reply::Int(1));
+        assert_eq!(
+            query(&mut primary, &["WAIT", "1", "5000"]).await,
+            Ok(Value::Int(1))
+        );
         let Err(not_a_replica) = cluster.failover(0).await else {
             panic!("node 0 is a primary");
         };
@@ -260,33 +280,31 @@ async fn replicas_replicate_behind_their_gates_and_take_over_when_told_or_when_a
         assert_eq!(cluster.primary_of(5).await.expect("primary"), None);
         assert_eq!(cluster.primary_of(2).await.expect("primary"), Some(5));
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 5);
-        let Reply::Error(moved) = primary.cmd_str(&["GET", "foo"]).await else {
-            panic!("MOVED from the old primary");
-        };
+        let moved = refused(&mut primary, &["GET", "foo"]).await;
         let port = gates[5].port();
         assert_eq!(moved, format!("MOVED 12182 node-5.internal.invalid:{port}"));
         let mut new_primary = authed(&cluster, 5).await;
         assert_eq!(
-            new_primary.cmd_str(&["GET", "foo"]).await,
-            Reply::Bulk(Some(b"bar".to_vec()))
+            query(&mut new_primary, &["GET", "foo"]).await,
+            Ok(Value::BulkString(b"bar".to_vec()))
         );
 
         // Node 5 dies; its replica, node 2 again, takes over by itself with the data it had
         // replicated, and node 5 rejoins as its replica.
         assert_eq!(
-            new_primary.cmd_str(&["SET", "foo", "baz"]).await,
-            Reply::Simple("OK".into())
+            query(&mut new_primary, &["SET", "foo", "baz"]).await,
+            Ok(Value::Okay)
         );
         assert_eq!(
-            new_primary.cmd_str(&["WAIT", "1", "5000"]).await,
-            Reply::Int(1)
+            query(&mut new_primary, &["WAIT", "1", "5000"]).await,
+            Ok(Value::Int(1))
         );
         assert_eq!(cluster.crash_primary(5).await.expect("crashes"), 2);
         assert_eq!(cluster.primary_of(5).await.expect("primary"), Some(2));
         assert_eq!(cluster.owner_of(12182).await.expect("owner"), 2);
         assert_eq!(
-            authed(&cluster, 2).await.cmd_str(&["GET", "foo"]).await,
-            Reply::Bulk(Some(b"baz".to_vec()))
+            query(&mut authed(&cluster, 2).await, &["GET", "foo"]).await,
+            Ok(Value::BulkString(b"baz".to_vec()))
         );
         cluster.shutdown().await;
     })
@@ -304,21 +322,19 @@ async fn a_new_access_key_reaches_every_node_gate() {
         let old = emu.access_key();
         emu.set_access_key("n3w+k3y/rotated==");
         for addr in cluster.gate_addrs() {
-            let mut conn = RawConn::tls_at(emu, addr).await;
-            let refused = conn
-                .cmd_str(&["AUTH", secrecy::ExposeSecret::expose_secret(&old)])
-                .await;
-            assert!(
-                matches!(refused, Reply::Error(ref e) if e.starts_with("WRONGPASS")),
-                "{addr}: {refused:?}"
-            );
-            let accepted = conn.cmd_str(&["AUTH", "n3w+k3y/rotated=="]).await;
-            assert_eq!(accepted, Reply::Simple("OK".into()), "{addr}");
+            let mut conn = unauthenticated(&cluster, addr).await;
+            let old = refused(
+                &mut conn,
+                &["AUTH", secrecy::ExposeSecret::expose_secret(&old)],
+            )
+            .await;
+            assert!(old.starts_with("WRONGPASS"), "{addr}: {old}");
+            let accepted = query(&mut conn, &["AUTH", "n3w+k3y/rotated=="]).await;
+            assert_eq!(accepted, Ok(Value::Okay), "{addr}");
         }
         emu.set_access_keys_enabled(false);
-        let mut conn = RawConn::tls_at(emu, cluster.gate_addrs()[2]).await;
-        let refused = conn.cmd_str(&["AUTH", "n3w+k3y/rotated=="]).await;
-        assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
+        let mut conn = unauthenticated(&cluster, cluster.gate_addrs()[2]).await;
+        refused(&mut conn, &["AUTH", "n3w+k3y/rotated=="]).await;
         cluster.shutdown().await;
     })
     .await;

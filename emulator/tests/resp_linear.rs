@@ -1,6 +1,7 @@
 //! Intercepted commands that reach the gate in many small pieces are answered as if they had
 //! arrived whole. (That the parser examines each byte a bounded number of times, however the
-//! input is split, is shown by the unit tests in `src/resp.rs`, which count the bytes examined.)
+//! input is split, is shown by the unit tests in `src/resp/tests.rs`, which count the bytes
+//! examined.)
 
 mod common;
 

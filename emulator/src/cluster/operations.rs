@@ -20,9 +20,8 @@ impl ClusterEmulator {
             )));
         }
         tracing::warn!(node = replica, "fault: failing over to a replica");
-        self.node_cmd(replica, &["CLUSTER", "FAILOVER"])
-            .await?
-            .ok()?;
+        self.node_cmd::<()>(replica, &["CLUSTER", "FAILOVER"])
+            .await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.primary_of(replica).await.ok() != Some(None) {
             if tokio::time::Instant::now() > deadline {
@@ -50,24 +49,22 @@ impl ClusterEmulator {
             .ok_or_else(|| EmulatorError::InvalidArgument(format!("no node {to}")))?;
         let s = slot.to_string();
         let (from_id, to_id) = (self.nodes[from].id.clone(), to_node.id.clone());
-        self.node_cmd(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from_id])
-            .await?
-            .ok()?;
-        self.node_cmd(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id])
-            .await?
-            .ok()?;
+        self.node_cmd::<()>(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from_id])
+            .await?;
+        self.node_cmd::<()>(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id])
+            .await?;
         // MIGRATE connects over TLS, like the bus, since `tls-cluster` is on.
         let to_port = to_node.tls_port.to_string();
         loop {
+            // Keys are bytes: passed to MIGRATE as they came, UTF-8 or not.
             let keys = self
-                .node_cmd(from, &["CLUSTER", "GETKEYSINSLOT", &s, "100"])
-                .await?
-                .strings()?;
+                .node_cmd::<Vec<Vec<u8>>>(from, &["CLUSTER", "GETKEYSINSLOT", &s, "100"])
+                .await?;
             if keys.is_empty() {
                 break;
             }
-            let password = self.password.expose_secret().to_string();
-            let mut args = vec![
+            let password = self.password.expose_secret();
+            let mut args: Vec<&[u8]> = [
                 "MIGRATE",
                 "127.0.0.1",
                 &to_port,
@@ -75,11 +72,13 @@ impl ClusterEmulator {
                 "0",
                 "5000",
                 "AUTH",
-                &password,
+                password,
                 "KEYS",
-            ];
-            args.extend(keys.iter().map(String::as_str));
-            self.node_cmd(from, &args).await?.ok()?;
+            ]
+            .map(str::as_bytes)
+            .to_vec();
+            args.extend(keys.iter().map(Vec::as_slice));
+            self.node_cmd::<()>(from, &args).await?;
         }
         // The new owner first, then the old one, then the rest, as the cluster tutorial says.
         let order: Vec<usize> = [to, from]
@@ -87,9 +86,8 @@ impl ClusterEmulator {
             .chain((0..self.nodes.len()).filter(|&i| i != to && i != from))
             .collect();
         for &i in &order {
-            self.node_cmd(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
-                .await?
-                .ok()?;
+            self.node_cmd::<()>(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
+                .await?;
         }
         self.wait_until_owned(slot, to, &order).await?;
         tracing::info!(slot, from, to, "slot migrated");
@@ -111,9 +109,8 @@ impl ClusterEmulator {
             for &i in nodes {
                 if self.owner_seen_by(i, slot).await.ok() != Some(to) {
                     agreed = false;
-                    self.node_cmd(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
-                        .await?
-                        .ok()?;
+                    self.node_cmd::<()>(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id])
+                        .await?;
                 }
             }
             if agreed {

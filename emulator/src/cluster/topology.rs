@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::direct::Reply;
+use redis::{FromRedisValue as _, Value};
+
 use super::{CLUSTER_SLOTS, ClusterEmulator, cluster_error, no_node};
 use crate::error::EmulatorError;
 
@@ -21,7 +22,7 @@ impl ClusterEmulator {
             ));
         }
         let i = self.spawn_node().await?;
-        self.nodes[i].id = self.node_cmd(i, &["CLUSTER", "MYID"]).await?.text()?;
+        self.nodes[i].id = self.node_cmd::<String>(i, &["CLUSTER", "MYID"]).await?;
         self.meet(i).await?;
         self.wait_until_stable(Duration::from_secs(30)).await?;
         tracing::info!(node = i, gate = %self.nodes[i].gate_addr, "cluster node added");
@@ -32,9 +33,8 @@ impl ClusterEmulator {
     async fn meet(&self, i: usize) -> Result<(), EmulatorError> {
         let port = self.nodes[i].tls_port.to_string();
         let bus = self.nodes[i].bus_port.to_string();
-        self.node_cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus])
-            .await?
-            .ok()
+        self.node_cmd::<()>(0, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus])
+            .await
     }
 
     /// Assigns the slots to the first `primaries` nodes, introduces the nodes to each other,
@@ -44,7 +44,7 @@ impl ClusterEmulator {
         for i in 0..n {
             if i < primaries {
                 let (first, last) = slot_range(i, primaries);
-                self.node_cmd(
+                self.node_cmd::<()>(
                     i,
                     &[
                         "CLUSTER",
@@ -53,18 +53,16 @@ impl ClusterEmulator {
                         &last.to_string(),
                     ],
                 )
-                .await?
-                .ok()?;
+                .await?;
             }
-            let id = self.node_cmd(i, &["CLUSTER", "MYID"]).await?.text()?;
+            let id = self.node_cmd::<String>(i, &["CLUSTER", "MYID"]).await?;
             self.nodes[i].id = id;
             // A distinct config epoch per primary before they meet, as `redis-cli --cluster
             // create` does. Left at 0, the nodes resolve their epoch collisions by gossip after
             // they report `cluster_state:ok`, and a slot migration that runs into an unresolved
             // collision can leave the old owner's claim winning on the new owner.
-            self.node_cmd(i, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
-                .await?
-                .ok()?;
+            self.node_cmd::<()>(i, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+                .await?;
         }
         for i in 1..n {
             self.meet(i).await?;
@@ -73,9 +71,8 @@ impl ClusterEmulator {
         if n > primaries {
             for i in primaries..n {
                 let primary = self.nodes[(i - primaries) % primaries].id.clone();
-                self.node_cmd(i, &["CLUSTER", "REPLICATE", &primary])
-                    .await?
-                    .ok()?;
+                self.node_cmd::<()>(i, &["CLUSTER", "REPLICATE", &primary])
+                    .await?;
             }
             self.wait_until_stable(Duration::from_secs(30)).await?;
         }
@@ -92,17 +89,17 @@ impl ClusterEmulator {
             let mut unstable = None;
             let mut views = Vec::with_capacity(n);
             for i in 0..n {
-                let info = match self.node_cmd(i, &["CLUSTER", "INFO"]).await {
-                    Ok(reply) => reply.text().unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
+                let info = self
+                    .node_cmd::<String>(i, &["CLUSTER", "INFO"])
+                    .await
+                    .unwrap_or_default();
                 let ok = info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{n}\r"))
                     && info.contains(&format!("cluster_slots_ok:{CLUSTER_SLOTS}\r"));
-                let replication = match self.node_cmd(i, &["INFO", "replication"]).await {
-                    Ok(reply) => reply.text().unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
+                let replication = self
+                    .node_cmd::<String>(i, &["INFO", "replication"])
+                    .await
+                    .unwrap_or_default();
                 let linked = replication.contains("role:master")
                     || replication.contains("master_link_status:up");
                 let view = match self.view_of(i).await {
@@ -159,7 +156,7 @@ impl ClusterEmulator {
 
     /// The node that serves `slot` in node `i`'s view, by index.
     pub(super) async fn owner_seen_by(&self, i: usize, slot: u16) -> Result<usize, EmulatorError> {
-        let nodes = self.node_cmd(i, &["CLUSTER", "NODES"]).await?.text()?;
+        let nodes = self.node_cmd::<String>(i, &["CLUSTER", "NODES"]).await?;
         for line in nodes.lines() {
             let mut fields = line.split(' ');
             let id = fields.next().unwrap_or_default();
@@ -181,7 +178,7 @@ impl ClusterEmulator {
     /// primary), and whether it finds every node healthy (none suspected of failure, failed,
     /// or still in handshake).
     async fn view_of(&self, i: usize) -> Result<(Roles, bool), EmulatorError> {
-        let nodes = self.node_cmd(i, &["CLUSTER", "NODES"]).await?.text()?;
+        let nodes = self.node_cmd::<String>(i, &["CLUSTER", "NODES"]).await?;
         let mut roles = Roles::new();
         let mut healthy = true;
         for line in nodes.lines() {
@@ -203,17 +200,19 @@ impl ClusterEmulator {
         &self,
         i: usize,
     ) -> Result<std::collections::HashSet<String>, EmulatorError> {
-        let Reply::Array(ranges) = self.node_cmd(i, &["CLUSTER", "SLOTS"]).await? else {
+        let Value::Array(ranges) = self.node_cmd(i, &["CLUSTER", "SLOTS"]).await? else {
             return Err(cluster_error("CLUSTER SLOTS did not answer an array"));
         };
         let mut ids = std::collections::HashSet::new();
         for range in ranges {
-            let Reply::Array(items) = range else { continue };
+            let Value::Array(items) = range else { continue };
             for node in items.into_iter().skip(2) {
-                if let Reply::Array(fields) = node
+                if let Value::Array(fields) = node
                     && let Some(id) = fields.into_iter().nth(2)
                 {
-                    ids.insert(id.text()?);
+                    let id = String::from_redis_value(id)
+                        .map_err(|e| cluster_error(format!("a node id in CLUSTER SLOTS: {e}")))?;
+                    ids.insert(id);
                 }
             }
         }

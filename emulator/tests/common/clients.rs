@@ -19,16 +19,32 @@ pub fn redis_client(emu: &Emulator, user: &str, password: &str) -> redis::Client
 /// A `redis` crate client for a gate on `localhost:port` over TLS with a certificate from
 /// `ca_pem`, authenticating as `user` with `password`.
 pub fn redis_client_at(port: u16, ca_pem: Vec<u8>, user: &str, password: &str) -> redis::Client {
+    redis_client_with(
+        port,
+        ca_pem,
+        redis::RedisConnectionInfo::default()
+            .set_username(user)
+            .set_password(password),
+    )
+}
+
+/// A `redis` crate client for a gate on `localhost:port` over TLS with a certificate from
+/// `ca_pem`, that connects without authenticating.
+pub fn unauthenticated_redis_client_at(port: u16, ca_pem: Vec<u8>) -> redis::Client {
+    redis_client_with(port, ca_pem, redis::RedisConnectionInfo::default())
+}
+
+fn redis_client_with(
+    port: u16,
+    ca_pem: Vec<u8>,
+    settings: redis::RedisConnectionInfo,
+) -> redis::Client {
     use redis::IntoConnectionInfo as _;
     let info = format!("rediss://localhost:{port}/0")
         .as_str()
         .into_connection_info()
         .expect("connection info")
-        .set_redis_settings(
-            redis::RedisConnectionInfo::default()
-                .set_username(user)
-                .set_password(password),
-        );
+        .set_redis_settings(settings);
     redis::Client::build_with_tls(
         info,
         redis::TlsCertificates {
@@ -37,6 +53,37 @@ pub fn redis_client_at(port: u16, ca_pem: Vec<u8>, user: &str, password: &str) -
         },
     )
     .expect("redis client")
+}
+
+/// A multiplexed connection of `client` without the `redis` crate's own response timeout
+/// (500 ms by default; `WAIT` and cluster commands can take longer, and every test is bounded).
+pub async fn redis_connection(client: &redis::Client) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connects to the gate")
+}
+
+/// Sends the command `args` on `conn`; an error reply is an `Err`.
+pub async fn query<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut cmd = redis::Cmd::new();
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn).await
+}
+
+/// An error reply as the server sent it (`MOVED 12182 host:port`, `NOAUTH ...`).
+pub fn error_line(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => panic!("not an error reply: {e}"),
+    }
 }
 
 /// The claims of a JWT (payload parsed as JSON, never by substring).

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: starting an emulator and bounding a test here,
-//! a raw RESP client in `resp`, clients of the gate and the identity endpoints in `clients`.
+//! a raw RESP client for tests of the gate's protocol handling in `resp`, clients of the gate
+//! (the `redis` crate) and of the identity endpoints in `clients`.
 
 #![allow(dead_code, missing_docs)]
 

@@ -1,4 +1,12 @@
-//! A raw RESP client over TCP or TLS, and the replies it reads.
+//! A raw RESP client over TCP or TLS, and the replies it reads, for tests of the gate itself.
+//!
+//! Here a raw socket is the point: these tests send what no client library would (malformed
+//! or truncated requests, a command split into 64-byte writes, pipelines written in one go,
+//! commands before AUTH) and look at exactly what comes back: each reply's RESP2/RESP3 type,
+//! the bytes received before the gate closed the connection ([`RawConn::closed_within`]), or
+//! that nothing came at all. Its reply reader is deliberately lenient and knows nothing of
+//! redis-server. Anything else, admin commands included, goes through the `redis` crate
+//! (`clients.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +46,8 @@ impl Reply {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// A raw client connection that keeps its own read buffer.
+/// A raw client connection to a gate that keeps its own read buffer: every byte written is the
+/// test's, every byte read is the gate's.
 pub struct RawConn {
     stream: Box<dyn Stream>,
     buf: Vec<u8>,
