@@ -51,6 +51,10 @@ async fn subscribe_to_many_channels_sent_64_bytes_at_a_time() {
 async fn auth_with_a_token_of_a_megabyte_sent_64_bytes_at_a_time() {
     bounded(async {
         let emu = start(Emulator::builder()).await;
+        // 1 MB in 64-byte writes, before the connection is authenticated: on a loaded machine
+        // (a debug build, two cores) that can take longer than the gate's 10 s pre-auth
+        // timeout, which is not what this test is about.
+        emu.faults().set_pre_auth_timeout(Duration::from_secs(300));
         let oid = emu.system_identity();
         let mut c = RawConn::tls(&emu).await;
 
