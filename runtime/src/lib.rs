@@ -119,6 +119,8 @@
 //! }                          // error: `service_principal` needs `tenant_id: String`
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod cluster;
 pub mod config;
 pub mod conn;
