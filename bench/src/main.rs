@@ -911,7 +911,7 @@ async fn run() -> Result<(), Error> {
         with_users.saturating_sub(before)
     );
     println!(
-        "100 more handles (each its own connection, credential and token provider): +{} KiB, {:.1} KiB each",
+        "100 more handles (each its own connection, supervisor and token provider): +{} KiB, {:.1} KiB each",
         with_extra.saturating_sub(base),
         with_extra.saturating_sub(base) as f64 / 100.0
     );
