@@ -292,6 +292,24 @@ impl fmt::Display for ConnectionString {
     }
 }
 
+/// The endpoint a connection string names; without a port, the default for the host and TLS.
+fn endpoint(
+    host: String,
+    port: Option<u16>,
+    tls: bool,
+    database: i64,
+    tls_server_name: Option<String>,
+) -> Endpoint {
+    let port = port.unwrap_or_else(|| Endpoint::default_port(&host, tls));
+    Endpoint {
+        host,
+        port,
+        tls,
+        database,
+        tls_server_name,
+    }
+}
+
 fn err(kind: ConnectionStringErrorKind, position: usize) -> ConnectionStringError {
     ConnectionStringError { kind, position }
 }

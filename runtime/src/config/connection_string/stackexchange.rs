@@ -3,8 +3,10 @@
 
 use secrecy::SecretString;
 
-use super::{ConnectionString, ConnectionStringError, ConnectionStringErrorKind, Syntax, err};
-use crate::config::endpoint::{Endpoint, Service, split_host_port};
+use super::{
+    ConnectionString, ConnectionStringError, ConnectionStringErrorKind, Syntax, endpoint, err,
+};
+use crate::config::endpoint::{Service, split_host_port};
 
 /// A boolean as StackExchange.Redis reads one (`Format.TryParseBoolean`): `true` / `false`,
 /// `yes` / `no`, `on` / `off`, `1` / `0`, in any case.
@@ -187,15 +189,8 @@ pub(super) fn parse_stackexchange(input: &str) -> Result<ConnectionString, Conne
     // StackExchange defaults to no TLS; Azure's hosts accept Entra ID only over TLS, and
     // Service Connector always writes `ssl=True`, so a missing `ssl` follows the host.
     let tls = tls.unwrap_or(Service::of_host(&host) != Service::Other);
-    let port = port.unwrap_or_else(|| Endpoint::default_port(&host, tls));
     Ok(ConnectionString {
-        endpoint: Endpoint {
-            host,
-            port,
-            tls,
-            database,
-            tls_server_name,
-        },
+        endpoint: endpoint(host, port, tls, database, tls_server_name),
         // Without a password no AUTH is sent, and a user name alone means nothing.
         username: username.filter(|_| password.is_some()),
         password,

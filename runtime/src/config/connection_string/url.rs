@@ -3,8 +3,10 @@
 
 use secrecy::SecretString;
 
-use super::{ConnectionString, ConnectionStringError, ConnectionStringErrorKind, Syntax, err};
-use crate::config::endpoint::{Endpoint, split_host_port};
+use super::{
+    ConnectionString, ConnectionStringError, ConnectionStringErrorKind, Syntax, endpoint, err,
+};
+use crate::config::endpoint::split_host_port;
 
 pub(super) fn parse_url(
     input: &str,
@@ -79,15 +81,8 @@ pub(super) fn parse_url(
             }
         }
     };
-    let port = port.unwrap_or_else(|| Endpoint::default_port(&host, tls));
     Ok(ConnectionString {
-        endpoint: Endpoint {
-            host,
-            port,
-            tls,
-            database,
-            tls_server_name: None,
-        },
+        endpoint: endpoint(host, port, tls, database, None),
         username,
         password,
         syntax: Syntax::Url,
