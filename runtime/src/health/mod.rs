@@ -44,7 +44,7 @@
 //! # let _ = (status, body); }
 //! ```
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -362,43 +362,12 @@ fn signed_secs(at: SystemTime, now: SystemTime) -> f64 {
 
 /// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-30T12:00:00.000Z`.
 fn rfc3339(time: SystemTime) -> String {
-    let (secs, millis) = match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
-        Err(e) => {
-            // Before 1970: floor to the second below.
-            let d = e.duration();
-            let mut secs = -(d.as_secs() as i64);
-            let mut millis = 0;
-            if d.subsec_nanos() > 0 {
-                secs -= 1;
-                millis = 1000 - d.subsec_millis().min(999);
-            }
-            (secs, millis)
-        }
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(time)
+        .format(FORMAT)
+        .unwrap_or_else(|_| "invalid time".to_owned())
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 //! The report rules, JSON shape and time formatting.
+use std::time::UNIX_EPOCH;
+
 use super::*;
 use crate::token::TokenStatus;
 
