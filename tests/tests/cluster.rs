@@ -786,11 +786,14 @@ async fn a_resp3_subscriber_receives_every_message_through_refreshes_and_a_rebui
         let mut generations = subscriber.token_provider().subscribe();
         let first_generation = generations.borrow_and_update().generation;
 
-        // 8 s of messages on both channels: several refreshes, and at 2 s, three refused AUTHs
-        // on node 0 (the next refresh's re-AUTH rounds) make the handle rebuild its connection.
+        // 8 s of messages on both channels: several refreshes, and at about 4 s, three refused
+        // AUTHs on node 0 (the next refresh's re-AUTH rounds) make the handle rebuild its
+        // connection. Not earlier: for the connect timeout (3 s here) after a node connection
+        // is made, redis-rs re-AUTHs it itself on a new token (`cluster/credentials.rs`), and
+        // that AUTH could take one of the three refusals meant for the handle's rounds.
         const MESSAGES: u32 = 200;
         for i in 0..MESSAGES {
-            if i == 50 {
+            if i == 100 {
                 cluster.node_faults(0).expect("node 0").reject_next_auths(3);
             }
             let _: i64 = redis::cmd("PUBLISH")
