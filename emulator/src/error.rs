@@ -1,5 +1,9 @@
 //! Errors reported by the emulator.
 
+use std::net::SocketAddr;
+
+use crate::net::Listener;
+
 /// Why the emulator could not start or could not carry out a request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,6 +34,33 @@ pub enum EmulatorError {
     /// An argument was not acceptable.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// One of the emulator's listeners could not bind its address (a fixed port already in
+    /// use, an address this machine does not have).
+    #[error("{}", bind_message(*.listener, *.addr, .source))]
+    Bind {
+        /// Which listener.
+        listener: Listener,
+        /// The address it tried (port 0: any free port).
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn bind_message(listener: Listener, addr: SocketAddr, source: &std::io::Error) -> String {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "the {listener} listener cannot bind {addr}: port {} is already in use on {}",
+            addr.port(),
+            addr.ip()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "the {listener} listener cannot bind {addr}: {} is not an address of this machine",
+            addr.ip()
+        ),
+        _ => format!("the {listener} listener cannot bind {addr}: {source}"),
+    }
 }
 
 impl EmulatorError {

@@ -1,6 +1,7 @@
 //! A local stand-in for the Azure side of Azure Cache for Redis with Microsoft Entra ID.
 //!
-//! One [`Emulator`] runs, all on `127.0.0.1`:
+//! One [`Emulator`] runs, all on `127.0.0.1` unless told otherwise
+//! ([`EmulatorBuilder::bind_address`]):
 //!
 //! - a **managed identity endpoint** speaking the App Service protocol (`IDENTITY_ENDPOINT` +
 //!   `IDENTITY_HEADER`), as azure_identity's `ManagedIdentityCredential` uses it;
@@ -63,3 +64,4 @@ pub use error::EmulatorError;
 pub use faults::{Faults, IdentityEndpoint, IdentityFault};
 pub use identity::{ServicePrincipal, UserIdentity, WorkloadIdentity};
 pub use jwt::{FEDERATED_AUDIENCE, REDIS_APP_ID, REDIS_AUDIENCE};
+pub use net::Listener;

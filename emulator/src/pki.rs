@@ -11,7 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::EmulatorError;
 
-/// A per-run certificate authority plus one leaf certificate for `localhost` and `127.0.0.1`.
+/// A per-run certificate authority plus one leaf certificate for `localhost`, `127.0.0.1` and
+/// the extra names the emulator was given, presented by the gate and the token endpoint.
 pub(crate) struct Pki {
     /// PEM of the CA certificate.
     pub(crate) ca_pem: String,
@@ -31,7 +32,8 @@ fn tls_err(e: impl std::fmt::Display) -> EmulatorError {
     EmulatorError::Tls(e.to_string())
 }
 
-/// A fresh CA (ECDSA P-256) and a leaf certificate for `localhost` and `127.0.0.1` signed by it.
+/// A fresh CA (ECDSA P-256) and a leaf certificate for `localhost`, `127.0.0.1` and any extra
+/// names, signed by it.
 struct Generated {
     ca_cert: rcgen::Certificate,
     leaf_cert: rcgen::Certificate,
@@ -41,7 +43,13 @@ struct Generated {
 impl Generated {
     /// `client_auth`: the leaf also serves as a client certificate (redis-server presents its
     /// certificate on the cluster bus links it opens, and checks the one it is shown).
-    fn new(ca_name: &str, client_auth: bool) -> Result<Self, EmulatorError> {
+    /// `extra_names`: host names and IP addresses the leaf is valid for besides `localhost`
+    /// and `127.0.0.1`.
+    fn new(
+        ca_name: &str,
+        client_auth: bool,
+        extra_names: &[String],
+    ) -> Result<Self, EmulatorError> {
         let ca_key = KeyPair::generate().map_err(tls_err)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
         let mut dn = DistinguishedName::new();
@@ -58,9 +66,14 @@ impl Generated {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let leaf_key = KeyPair::generate().map_err(tls_err)?;
-        let mut leaf_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .map_err(tls_err)?;
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        for name in extra_names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        // rcgen makes an IP address SAN of every name that parses as one.
+        let mut leaf_params = CertificateParams::new(names).map_err(tls_err)?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "localhost");
         leaf_params.distinguished_name = dn;
@@ -96,7 +109,7 @@ pub(crate) struct InternalTls {
 
 impl InternalTls {
     pub(crate) fn generate() -> Result<Self, EmulatorError> {
-        let g = Generated::new("azure-redis-emulator internal CA", true)?;
+        let g = Generated::new("azure-redis-emulator internal CA", true, &[])?;
         Ok(Self {
             ca_pem: g.ca_cert.pem(),
             cert_pem: g.leaf_cert.pem(),
@@ -106,13 +119,14 @@ impl InternalTls {
 }
 
 impl Pki {
-    /// Creates a fresh CA (ECDSA P-256) and a leaf certificate signed by it.
-    pub(crate) fn generate() -> Result<Self, EmulatorError> {
+    /// Creates a fresh CA (ECDSA P-256) and a leaf certificate signed by it, valid for
+    /// `localhost`, `127.0.0.1` and `extra_names` (host names or IP addresses).
+    pub(crate) fn generate(extra_names: &[String]) -> Result<Self, EmulatorError> {
         let Generated {
             ca_cert,
             leaf_cert,
             leaf_key,
-        } = Generated::new("azure-redis-emulator local CA", false)?;
+        } = Generated::new("azure-redis-emulator local CA", false, extra_names)?;
 
         let chain: Vec<CertificateDer<'static>> =
             vec![leaf_cert.der().clone(), ca_cert.der().clone()];

@@ -47,6 +47,10 @@ pub struct Emulator {
     defaults: DefaultIdentities,
     dir: Option<tempfile::TempDir>,
     gate_tls: TlsAcceptor,
+    /// The host clients are given (`AZURE_REDIS_HOST`), from the bind address.
+    host: String,
+    /// The env file written at start ([`EmulatorBuilder::env_file`]), removed at stop.
+    env_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -82,14 +86,23 @@ impl Emulator {
         self.gate.settings
     }
 
-    /// The gate's TLS acceptor (certificate for `localhost` and `127.0.0.1`).
+    /// The gate's TLS acceptor (certificate for `localhost`, `127.0.0.1` and the extra names).
     pub(crate) fn gate_acceptor(&self) -> TlsAcceptor {
         self.gate_tls.clone()
     }
 
-    /// Address of the gate's TLS listener (certificate for `localhost` and `127.0.0.1`).
+    /// Address of the gate's TLS listener (certificate for `localhost`, `127.0.0.1` and the
+    /// names of [`EmulatorBuilder::cert_host`]). With an unspecified bind address (`0.0.0.0`,
+    /// `::`) this is the loopback address the listener also answers on.
     pub fn tls_addr(&self) -> SocketAddr {
         self.tls_addr
+    }
+
+    /// The host clients are told to connect to (`AZURE_REDIS_HOST`, the host of connection
+    /// strings): `localhost`, or the bind address when it is neither `127.0.0.1` nor
+    /// unspecified ([`EmulatorBuilder::bind_address`]).
+    pub fn redis_host(&self) -> &str {
+        &self.host
     }
 
     /// Address of the gate's plain listener, when enabled.
@@ -120,7 +133,8 @@ impl Emulator {
         &self.ca_file
     }
 
-    /// The managed identity endpoint (`IDENTITY_ENDPOINT`), `http://127.0.0.1:PORT/msi/token`.
+    /// The managed identity endpoint (`IDENTITY_ENDPOINT`), `http://127.0.0.1:PORT/msi/token`
+    /// (or the bind address in place of `127.0.0.1`).
     pub fn identity_endpoint(&self) -> String {
         format!("http://{}{}", self.mi_addr, http::MI_PATH)
     }
@@ -131,7 +145,8 @@ impl Emulator {
         &self.identity.identity_header
     }
 
-    /// The Entra ID authority host (`AZURE_AUTHORITY_HOST`), `https://localhost:PORT`.
+    /// The Entra ID authority host (`AZURE_AUTHORITY_HOST`), `https://localhost:PORT` (or
+    /// [`Emulator::redis_host`] in place of `localhost`).
     pub fn token_endpoint_authority(&self) -> String {
         self.identity.authority.clone()
     }
@@ -157,8 +172,8 @@ impl Emulator {
         counters
     }
 
-    /// Stops every server and task, kills redis-server and removes the temporary directory,
-    /// waiting for all of it.
+    /// Stops every server and task, kills redis-server and removes the temporary directory
+    /// and the env file of [`EmulatorBuilder::env_file`], waiting for all of it.
     pub async fn shutdown(mut self) {
         self.identity.shutdown.cancel();
         let mut tasks = std::mem::take(&mut self.tasks);
@@ -175,6 +190,9 @@ impl Emulator {
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
         }
+        if let Some(path) = self.env_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
         tracing::info!("emulator stopped");
     }
 }
@@ -185,6 +203,9 @@ impl Drop for Emulator {
         self.tasks.abort_all();
         if let Some(mut server) = self.gate.take_redis() {
             server.stop();
+        }
+        if let Some(path) = self.env_file.take() {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

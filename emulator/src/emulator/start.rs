@@ -17,7 +17,9 @@ use crate::error::EmulatorError;
 use crate::gate::{self, GateSettings, GateState};
 use crate::identity::{self, IdentitySettings, IdentityState};
 use crate::jwt::KeyMaterial;
-use crate::net::{bind_loopback, free_port, local_addr};
+use crate::net::{
+    Listener, bind_listener, client_host, connect_ip, free_port, host_for_port, local_addr,
+};
 use crate::random::{random_access_key, random_hex};
 use crate::redis_server::{self, RedisConfig, RedisServer};
 use crate::{http, pki, resp};
@@ -29,6 +31,10 @@ impl Emulator {
                 "token lifetime must be at least 1 s".into(),
             ));
         }
+        for name in &b.cert_hosts {
+            EmulatorBuilder::check_cert_host(name)?;
+        }
+        check_distinct_ports(&b)?;
         let binary =
             redis_server::find_binary(&b.redis_server).ok_or(EmulatorError::RedisServerNotFound)?;
         // RSA key generation can take seconds in unoptimised builds: overlap it with the rest.
@@ -38,12 +44,18 @@ impl Emulator {
             .prefix("azure-redis-emulator-")
             .tempdir()
             .map_err(|e| EmulatorError::io("creating a temporary directory", e))?;
-        let pki = pki::Pki::generate()?;
+        // Clients get the bind address itself when it is not 127.0.0.1 (`net::client_host`),
+        // so the certificate must be valid for it too.
+        let client_ip = connect_ip(b.bind);
+        let host = client_host(client_ip);
+        let mut cert_names = b.cert_hosts.clone();
+        cert_names.push(client_ip.to_string());
+        let pki = pki::Pki::generate(&cert_names)?;
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &pki.ca_pem)
             .map_err(|e| EmulatorError::io("writing the CA file", e))?;
 
-        let listeners = Listeners::bind(b.plain_listener).await?;
+        let listeners = Listeners::bind(&b).await?;
         let password = SecretString::from(random_hex(24));
         let (redis_config, server) = start_redis(binary, dir.path(), password).await?;
 
@@ -61,7 +73,11 @@ impl Emulator {
                     .clone()
                     .unwrap_or_else(|| SecretString::from(random_access_key())),
                 access_keys_enabled: b.access_keys_enabled,
-                authority: format!("https://localhost:{}", listeners.entra_addr.port()),
+                authority: format!(
+                    "https://{}:{}",
+                    host_for_port(&host),
+                    listeners.entra_addr.port()
+                ),
                 dir: dir.path().to_path_buf(),
             },
         ));
@@ -91,7 +107,7 @@ impl Emulator {
         );
         let tasks = listeners.serve(&gate_tls, &pki, &identity, &gate);
 
-        let emu = Emulator {
+        let mut emu = Emulator {
             identity,
             gate,
             tasks,
@@ -104,6 +120,8 @@ impl Emulator {
             defaults,
             dir: Some(dir),
             gate_tls,
+            host,
+            env_file: None,
         };
         tracing::info!(
             gate_tls = %emu.tls_addr,
@@ -113,6 +131,11 @@ impl Emulator {
             authority = %emu.identity.authority,
             "emulator started"
         );
+        // Last: the file's appearance tells a waiting CI job that everything is up.
+        if let Some((path, kind)) = &b.env_file {
+            emu.write_env_file(*kind, path)?;
+            emu.env_file = Some(path.clone());
+        }
         Ok(emu)
     }
 }
@@ -131,22 +154,28 @@ struct Listeners {
 }
 
 impl Listeners {
-    /// The gate's TLS listener, its plain one when `plain`, the managed identity endpoint's
-    /// and the token endpoint's, each on a free loopback port.
-    async fn bind(plain: bool) -> Result<Self, EmulatorError> {
-        let tls = bind_loopback("gate TLS").await?;
-        let plain = if plain {
-            Some(bind_loopback("gate plain").await?)
+    /// The gate's TLS listener, its plain one when enabled, the managed identity endpoint's
+    /// and the token endpoint's, on the bind address, each on its fixed port or a free one.
+    /// The addresses kept are those clients connect to (loopback for an unspecified bind
+    /// address).
+    async fn bind(b: &EmulatorBuilder) -> Result<Self, EmulatorError> {
+        let ip = b.bind;
+        let tls = bind_listener(Listener::GateTls, ip, b.gate_port).await?;
+        let plain = if b.plain_listener {
+            Some(bind_listener(Listener::GatePlain, ip, b.plain_port).await?)
         } else {
             None
         };
-        let mi = bind_loopback("managed identity").await?;
-        let entra = bind_loopback("token endpoint").await?;
+        let mi = bind_listener(Listener::ManagedIdentity, ip, b.identity_port).await?;
+        let entra = bind_listener(Listener::TokenEndpoint, ip, b.token_endpoint_port).await?;
+        let client = |l: &TcpListener| -> Result<SocketAddr, EmulatorError> {
+            Ok(SocketAddr::new(connect_ip(ip), local_addr(l)?.port()))
+        };
         Ok(Self {
-            tls_addr: local_addr(&tls)?,
-            plain_addr: plain.as_ref().map(local_addr).transpose()?,
-            mi_addr: local_addr(&mi)?,
-            entra_addr: local_addr(&entra)?,
+            tls_addr: client(&tls)?,
+            plain_addr: plain.as_ref().map(client).transpose()?,
+            mi_addr: client(&mi)?,
+            entra_addr: client(&entra)?,
             tls,
             plain,
             mi,
@@ -181,6 +210,28 @@ impl Listeners {
         ));
         tasks
     }
+}
+
+/// Refuses one fixed port given to two listeners, which would otherwise fail as "already in
+/// use" as if another process held it.
+fn check_distinct_ports(b: &EmulatorBuilder) -> Result<(), EmulatorError> {
+    let mut fixed: Vec<(Listener, u16)> = vec![
+        (Listener::GateTls, b.gate_port),
+        (Listener::ManagedIdentity, b.identity_port),
+        (Listener::TokenEndpoint, b.token_endpoint_port),
+    ];
+    if b.plain_listener {
+        fixed.push((Listener::GatePlain, b.plain_port));
+    }
+    fixed.retain(|(_, port)| *port != 0);
+    for (i, (first, port)) in fixed.iter().enumerate() {
+        if let Some((second, _)) = fixed[i + 1..].iter().find(|(_, p)| p == port) {
+            return Err(EmulatorError::InvalidArgument(format!(
+                "the {first} and {second} listeners are both given port {port}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Starts the child redis-server on a free port with `password`, in `dir`; tries five ports,
