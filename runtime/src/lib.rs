@@ -126,6 +126,9 @@ pub mod config;
 pub mod conn;
 pub mod handle;
 pub mod health;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod task;
 mod telemetry;
 pub mod token;

@@ -59,7 +59,7 @@ use crate::conn::ConnectError;
 use crate::handle::{self, Subscriptions, Topic};
 use crate::health::HealthCache;
 use crate::task::OwnerSlot;
-use crate::telemetry::{self, RedisOperation};
+use crate::telemetry::{self, HandleKind, RedisOperation};
 use crate::token::{TokenProvider, TokenStatus};
 use tracing::Instrument as _;
 
@@ -278,6 +278,7 @@ impl Inner {
             old
         };
         self.counters.rebuilds.fetch_add(1, Ordering::Relaxed);
+        telemetry::count_reconnect(HandleKind::Cluster, &self.connector.endpoint);
         self.rebuilt.notify_waiters();
         old
     }

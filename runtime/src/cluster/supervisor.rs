@@ -17,7 +17,7 @@ use super::Inner;
 use super::mapping::{self, Mapper, display_addr};
 use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
-use crate::telemetry::{self, RedisOperation};
+use crate::telemetry::{self, HandleKind, RedisOperation, Unanswered};
 use crate::token::Credentials;
 use tracing::Instrument as _;
 
@@ -103,7 +103,7 @@ impl Supervisor {
                 }
                 Event::Unresponsive(epoch) => {
                     if epoch == inner.epoch.load(Ordering::Acquire) {
-                        inner.note_unresponsive("a request got no reply in time");
+                        inner.note_unresponsive(Unanswered::Command);
                         rebuild_wanted = true;
                     }
                 }
@@ -111,7 +111,7 @@ impl Supervisor {
                     if inner.ping_all().await {
                         inner.watch_topology().await;
                     } else {
-                        inner.note_unresponsive("the keepalive PING got no reply in time");
+                        inner.note_unresponsive(Unanswered::Keepalive);
                         rebuild_wanted = true;
                     }
                 }
@@ -146,10 +146,15 @@ impl Supervisor {
 
 impl Inner {
     /// Counts and logs a connection replaced because it stopped answering.
-    fn note_unresponsive(&self, why: &str) {
+    fn note_unresponsive(&self, what: Unanswered) {
         self.counters
             .unresponsive_replaced
             .fetch_add(1, Ordering::Relaxed);
+        telemetry::count_unresponsive_replaced(HandleKind::Cluster, &self.connector.endpoint, what);
+        let why = match what {
+            Unanswered::Command => "a request got no reply in time",
+            Unanswered::Keepalive => "the keepalive PING got no reply in time",
+        };
         tracing::warn!(
             why,
             "the cluster connection stopped answering; rebuilding it"
@@ -254,39 +259,49 @@ impl Inner {
         sent: Result<RedisResult<Value>, tokio::time::error::Elapsed>,
     ) -> Attempt {
         let c = &self.counters;
+        let endpoint = &self.connector.endpoint;
+        let accepted = || {
+            c.reauths.fetch_add(1, Ordering::Relaxed);
+            telemetry::count_reauth(HandleKind::Cluster, endpoint);
+        };
+        let failed = |error_type| {
+            c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+            telemetry::count_reauth_failure(HandleKind::Cluster, endpoint, error_type);
+        };
         match sent {
             Ok(Ok(Value::Map(replies))) => {
-                let mut failed = false;
+                let mut refused = false;
                 for (node, reply) in replies {
                     if let Value::ServerError(error) = reply {
                         let node = match node {
                             Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
                             other => format!("{other:?}"),
                         };
-                        c.reauth_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%node, attempt, error = %RedisError::from(error), "re-AUTH refused");
-                        failed = true;
+                        let error = RedisError::from(error);
+                        failed(telemetry::redis_error_type(&error));
+                        tracing::warn!(%node, attempt, error = %error, "re-AUTH refused");
+                        refused = true;
                     } else {
-                        c.reauths.fetch_add(1, Ordering::Relaxed);
+                        accepted();
                     }
                 }
-                if failed {
+                if refused {
                     Attempt::Failed
                 } else {
                     Attempt::Accepted
                 }
             }
             Ok(Ok(_)) => {
-                c.reauths.fetch_add(1, Ordering::Relaxed);
+                accepted();
                 Attempt::Accepted
             }
             Ok(Err(error)) => {
-                c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                failed(telemetry::redis_error_type(&error));
                 tracing::warn!(attempt, error = %error, "re-AUTH failed");
                 Attempt::Failed
             }
             Err(_) => {
-                c.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                failed("timeout");
                 tracing::warn!(attempt, "re-AUTH timed out");
                 Attempt::Failed
             }

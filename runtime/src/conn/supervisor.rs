@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{Broken, InUse, Inner, Pushes};
 use crate::handle::{self, Attempt, TokenWatch};
 use crate::task::{TaskOwner, spawn_owned};
-use crate::telemetry::{self, RedisOperation};
+use crate::telemetry::{self, HandleKind, RedisOperation, Unanswered};
 use crate::token::Credentials;
 use tracing::Instrument as _;
 
@@ -102,7 +102,7 @@ impl Supervisor {
                 }
                 Event::Broken(broken) if broken.id == live.id => {
                     if broken.unresponsive {
-                        inner.replace_unresponsive(live.id, "a command got no reply in time");
+                        inner.replace_unresponsive(live.id, Unanswered::Command);
                     } else {
                         tracing::info!(connection = live.id, "connection broken");
                         inner.retire(live.id);
@@ -162,6 +162,7 @@ impl Supervisor {
             match opened {
                 Ok((conn, pushes)) => {
                     inner.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    telemetry::count_reconnect(HandleKind::Single, &inner.connector.endpoint);
                     tracing::info!(
                         connection = id,
                         generation = credentials.generation,
@@ -200,10 +201,15 @@ impl Inner {
     }
 
     /// Retires connection `id`, which stopped answering.
-    fn replace_unresponsive(&self, id: u64, why: &str) {
+    fn replace_unresponsive(&self, id: u64, what: Unanswered) {
         self.counters
             .unresponsive_replaced
             .fetch_add(1, Ordering::Relaxed);
+        telemetry::count_unresponsive_replaced(HandleKind::Single, &self.connector.endpoint, what);
+        let why = match what {
+            Unanswered::Command => "a command got no reply in time",
+            Unanswered::Keepalive => "the keepalive PING got no reply in time",
+        };
         tracing::warn!(
             connection = id,
             why,
@@ -226,6 +232,7 @@ impl Inner {
 
     async fn reauth_attempts(&self, live: &mut InUse, credentials: &Credentials) -> bool {
         let counters = &self.counters;
+        let endpoint = &self.connector.endpoint;
         let id = live.id;
         let conn = &mut live.conn;
         handle::retry_auth(|attempt| {
@@ -235,6 +242,7 @@ impl Inner {
                 match tokio::time::timeout(self.auth_timeout, cmd.exec_async(&mut conn)).await {
                     Ok(Ok(())) => {
                         counters.reauths.fetch_add(1, Ordering::Relaxed);
+                        telemetry::count_reauth(HandleKind::Single, endpoint);
                         tracing::info!(
                             connection = id,
                             generation = credentials.generation,
@@ -244,6 +252,8 @@ impl Inner {
                     }
                     Ok(Err(error)) => {
                         counters.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                        let error_type = telemetry::redis_error_type(&error);
+                        telemetry::count_reauth_failure(HandleKind::Single, endpoint, error_type);
                         tracing::warn!(connection = id, attempt, error = %error, "re-AUTH failed");
                         if error.is_connection_dropped() || error.is_unrecoverable_error() {
                             Attempt::Dropped
@@ -253,6 +263,7 @@ impl Inner {
                     }
                     Err(_) => {
                         counters.reauth_failures.fetch_add(1, Ordering::Relaxed);
+                        telemetry::count_reauth_failure(HandleKind::Single, endpoint, "timeout");
                         tracing::warn!(connection = id, attempt, "re-AUTH timed out");
                         Attempt::Failed
                     }
@@ -284,7 +295,7 @@ impl Inner {
         match tokio::time::timeout(limit, ping.exec_async(&mut live.conn)).await {
             Ok(Ok(())) => tracing::trace!(connection = live.id, "keepalive PING"),
             Ok(Err(error)) if error.is_timeout() => {
-                self.replace_unresponsive(live.id, "the keepalive PING got no reply in time");
+                self.replace_unresponsive(live.id, Unanswered::Keepalive);
             }
             Ok(Err(error)) if error.is_connection_dropped() || error.is_unrecoverable_error() => {
                 tracing::info!(connection = live.id, error = %error, "keepalive PING found the connection dropped");
@@ -293,7 +304,7 @@ impl Inner {
             Ok(Err(error)) => {
                 tracing::warn!(connection = live.id, error = %error, "keepalive PING failed")
             }
-            Err(_) => self.replace_unresponsive(live.id, "the keepalive PING got no reply in time"),
+            Err(_) => self.replace_unresponsive(live.id, Unanswered::Keepalive),
         }
     }
 

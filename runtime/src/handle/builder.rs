@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::cluster::AddressMapping;
 use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint, Service};
 use crate::conn::ConnectError;
+use crate::telemetry;
 use crate::token::{self, RefreshPolicy, TokenProvider, TokenSource};
 
 /// Default [`Builder::connect_timeout`]: TCP, TLS and the first AUTH of a connection. Azure can
@@ -87,7 +88,10 @@ impl Options {
                 token::source_for(auth, &options)?
             }
         };
-        Ok(TokenProvider::start(source, self.policy.clone(), self.username.clone()).await?)
+        let meter = telemetry::TokenMeter::for_endpoint(endpoint);
+        let provider =
+            TokenProvider::start_metered(source, self.policy.clone(), self.username.clone(), meter);
+        Ok(provider.await?)
     }
 }
 

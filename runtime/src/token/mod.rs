@@ -23,6 +23,7 @@ use secrecy::SecretString;
 use tokio::sync::{broadcast, watch};
 
 use crate::task::{TaskOwner, spawn_owned};
+use crate::telemetry::TokenMeter;
 
 pub(crate) use azure::install_crypto_provider;
 #[cfg(test)]
@@ -213,9 +214,25 @@ impl TokenProvider {
         policy: RefreshPolicy,
         username: Option<String>,
     ) -> Result<TokenProvider, TokenError> {
+        Self::start_metered(source, policy, username, TokenMeter::default()).await
+    }
+
+    /// [`start`](Self::start), recording the token metrics with `meter`'s labels.
+    pub(crate) async fn start_metered(
+        source: impl TokenSource,
+        policy: RefreshPolicy,
+        username: Option<String>,
+        meter: TokenMeter,
+    ) -> Result<TokenProvider, TokenError> {
         let source: Arc<dyn TokenSource> = Arc::new(source);
-        let first = fetch(&*source, &policy).await?;
-        let credentials = credentials(&*source, first.clone(), username.clone(), 1)?;
+        let (first, credentials) = fetch(&*source, &policy)
+            .await
+            .and_then(|first| {
+                let credentials = credentials(&*source, first.clone(), username.clone(), 1)?;
+                Ok((first, credentials))
+            })
+            .inspect_err(|error| meter.failed(error))?;
+        meter.refreshed(first.expires_at);
         let (current, _) = watch::channel(Arc::new(credentials));
         let (events, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
@@ -230,7 +247,14 @@ impl TokenProvider {
             refresh: Mutex::new(None),
         });
         if first.expires_at.is_some() {
-            let refresh = refresh_loop(Arc::downgrade(&shared), source, policy, username, first);
+            let refresh = refresh_loop(
+                Arc::downgrade(&shared),
+                source,
+                policy,
+                username,
+                first,
+                meter,
+            );
             *shared
                 .refresh
                 .lock()
@@ -297,6 +321,7 @@ async fn refresh_loop(
     policy: RefreshPolicy,
     username: Option<String>,
     mut current: AccessToken,
+    meter: TokenMeter,
 ) {
     let mut generation = 1;
     let mut lifetime = time_left(&current);
@@ -341,6 +366,7 @@ async fn refresh_loop(
                     s.consecutive_failures = 0;
                     s.last_error = None;
                 });
+                meter.refreshed(token.expires_at);
                 let _ = shared.events.send(TokenEvent::Refreshed {
                     generation,
                     expires_at: token.expires_at,
@@ -359,6 +385,7 @@ async fn refresh_loop(
             Err(error) => {
                 failures += 1;
                 wait = policy.retry_delay(failures, lifetime, time_left(&current));
+                meter.failed(&error);
                 let message = error.to_string();
                 tracing::warn!(
                     consecutive_failures = failures,
