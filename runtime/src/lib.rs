@@ -124,8 +124,12 @@
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod dedicated;
 pub mod handle;
 pub mod health;
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "deadpool", feature = "bb8"))))]
+pub mod pool;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

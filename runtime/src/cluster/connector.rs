@@ -9,12 +9,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::{ConnectionInfo, ErrorKind, PushInfo, RedisError, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::credentials::NodeCredentials;
 use super::mapping::{self, Mapper, NodeResolver, display_addr};
 use crate::config::Endpoint;
 use crate::conn::ConnectError;
 use crate::handle;
-use crate::token::{Credentials, TokenProvider};
+use crate::token::{Credentials, RedisCredentials, TokenProvider};
 
 /// First wait between redis-rs's retries of a request (after a redirection or a connection
 /// error), in milliseconds; they double to [`MAX_RETRY_WAIT_MS`].
@@ -108,11 +107,40 @@ impl Connector {
         Ok(())
     }
 
-    /// Builds a cluster client with every announced address mapped and connects it.
+    /// Builds the handle's cluster client with every announced address mapped and connects
+    /// it. The handle re-AUTHs every node itself on each refresh (see the module root):
+    /// redis-rs takes the current token for each new node connection, and only a new one
+    /// that arrives while such a connection is being set up.
     pub(super) async fn open(
         &self,
         announced: &[(String, u16)],
         provider: &TokenProvider,
+    ) -> RedisResult<ClusterConnection> {
+        let credentials = RedisCredentials::first_only(provider.clone(), self.connect_timeout);
+        self.open_with(announced, credentials, true).await
+    }
+
+    /// A cluster connection of its own for one task: redis-rs re-AUTHs each of its node
+    /// connections with every new token; no response timeout (the dedicated connection times
+    /// its commands itself) and no pushes.
+    pub(super) async fn open_dedicated(
+        &self,
+        announced: &[(String, u16)],
+        provider: &TokenProvider,
+    ) -> RedisResult<ClusterConnection> {
+        let credentials = provider
+            .redis_credentials()
+            .first_wait(self.connect_timeout);
+        self.open_with(announced, credentials, false).await
+    }
+
+    /// Builds a cluster client with every announced address mapped and `credentials`, and
+    /// connects it; with the response timeout and push sender of the handle if `shared`.
+    async fn open_with(
+        &self,
+        announced: &[(String, u16)],
+        credentials: RedisCredentials,
+        shared: bool,
     ) -> RedisResult<ClusterConnection> {
         let map: std::collections::HashMap<NodeAddress, NodeAddress> =
             self.mapper.extend(announced.iter().cloned());
@@ -126,18 +154,15 @@ impl Connector {
             .use_protocol(handle::protocol(self.resp3))
             .node_address_map(map)
             .async_dns_resolver(NodeResolver(Arc::clone(&self.mapper)))
-            .set_credentials_provider(NodeCredentials {
-                provider: provider.clone(),
-                grace: self.connect_timeout,
-            });
+            .set_credentials_provider(credentials);
         // redis-rs bounds a whole request, retries included, by its response timeout.
-        if let Some(timeout) = self.response_timeout {
+        if let Some(timeout) = self.response_timeout.filter(|_| shared) {
             builder = builder.response_timeout(timeout);
         }
         if let Some(retries) = self.retries {
             builder = builder.retries(retries);
         }
-        if let Some(sender) = &self.push_sender {
+        if let Some(sender) = self.push_sender.as_ref().filter(|_| shared) {
             builder = builder.push_sender(sender.clone());
         }
         if self.endpoint.tls

@@ -39,7 +39,6 @@
 //! ```
 
 mod connector;
-mod credentials;
 mod mapping;
 mod resend;
 mod supervisor;
@@ -56,6 +55,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::config::Service;
 use crate::conn::ConnectError;
+use crate::dedicated::DedicatedClusterConnection;
 use crate::handle::{self, Subscriptions, Topic};
 use crate::health::HealthCache;
 use crate::task::OwnerSlot;
@@ -393,6 +393,31 @@ impl AzureRedisCluster {
     pub async fn sunsubscribe(&self, channel: impl Into<String>) -> RedisResult<()> {
         self.pubsub(Topic::ShardChannel, channel.into(), false)
             .await
+    }
+
+    /// Opens a cluster connection of its own for one task (its own connection to each node),
+    /// authenticated with the current token; redis-rs re-AUTHs each of its node connections
+    /// on every new token while it lives. For blocking commands, which would hold up the
+    /// shared connection to their node; see [`dedicated`](crate::dedicated). (redis-rs's
+    /// cluster client routes each command by its key, so a `MULTI` sent as a command of its
+    /// own is not a transaction there: use atomic pipelines on one hash slot.)
+    ///
+    /// While the current token has expired (an identity outage), waits up to the connect
+    /// timeout for the next one.
+    pub async fn dedicated(&self) -> RedisResult<DedicatedClusterConnection> {
+        let connector = &self.inner.connector;
+        let credentials =
+            handle::unexpired_within(self.inner.provider.subscribe(), connector.connect_timeout)
+                .await?;
+        let announced = connector.discover(&credentials).await?;
+        let conn = connector
+            .open_dedicated(&announced, &self.inner.provider)
+            .await?;
+        Ok(DedicatedClusterConnection::new(
+            conn,
+            &self.inner.provider,
+            connector.response_timeout,
+        ))
     }
 
     async fn pubsub_connection(&self) -> RedisResult<ClusterConnection> {

@@ -31,6 +31,7 @@ use redis::{Cmd, Pipeline, PushInfo, RedisError, RedisFuture, RedisResult, Value
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigError, Endpoint};
+use crate::dedicated::DedicatedConnection;
 use crate::handle::{self, Single, Subscriptions};
 use crate::health::HealthCache;
 use crate::task::OwnerSlot;
@@ -167,24 +168,28 @@ struct Connector {
 type Pushes = Option<mpsc::UnboundedReceiver<PushInfo>>;
 
 impl Connector {
-    /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT).
+    /// Opens a connection authenticated with `credentials` (redis-rs sends AUTH, then SELECT),
+    /// for the handle: with its response timeout and, for RESP3, a channel for its pushes.
     async fn open(
         &self,
         credentials: &Credentials,
     ) -> RedisResult<(MultiplexedConnection, Pushes)> {
-        let e = &self.endpoint;
-        let host = e.tls_server_name.as_deref().unwrap_or(&e.host);
-        let info = handle::connection_info(
-            if e.tls { host } else { &e.host },
-            e.port,
-            e.tls,
-            e.database,
-            self.resp3,
-            Some(credentials),
-        )?;
+        self.open_with(credentials, self.response_timeout, true)
+            .await
+    }
+
+    /// Opens a connection as [`open`](Self::open) does, with `response_timeout`, and a push
+    /// channel only if `pushes`.
+    async fn open_with(
+        &self,
+        credentials: &Credentials,
+        response_timeout: Option<Duration>,
+        pushes: bool,
+    ) -> RedisResult<(MultiplexedConnection, Pushes)> {
+        let info = handle::endpoint_info(&self.endpoint, self.resp3, Some(credentials))?;
         let client = handle::client(info, self.root_ca_pem.as_deref())?;
         let (config, pushes) =
-            handle::connection_config(self.connect_timeout, self.response_timeout, self.resp3);
+            handle::connection_config(self.connect_timeout, response_timeout, self.resp3 && pushes);
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -271,6 +276,30 @@ impl AzureRedis {
             reconnects: c.reconnects.load(Ordering::Relaxed),
             unresponsive_replaced: c.unresponsive_replaced.load(Ordering::Relaxed),
         }
+    }
+
+    /// Opens a connection of its own for one task, authenticated with the current token and
+    /// re-AUTHed on every new one while it lives: for blocking commands and `WATCH`
+    /// transactions, which would hold up or disturb the shared connection. See
+    /// [`dedicated`](crate::dedicated) for what it does and does not do.
+    ///
+    /// While the current token has expired (an identity outage), waits up to the connect
+    /// timeout for the next one.
+    pub async fn dedicated(&self) -> RedisResult<DedicatedConnection> {
+        let connector = &self.inner.connector;
+        let credentials =
+            handle::unexpired_within(self.inner.provider.subscribe(), connector.connect_timeout)
+                .await?;
+        // The dedicated connection times its commands itself (its timeout can be changed).
+        let (conn, _) = connector.open_with(&credentials, None, false).await?;
+        Ok(DedicatedConnection::start(
+            conn,
+            credentials,
+            &self.inner.provider,
+            connector.response_timeout,
+            self.inner.auth_timeout,
+            connector.endpoint.database,
+        ))
     }
 
     async fn pubsub_connection(&self) -> RedisResult<MultiplexedConnection> {

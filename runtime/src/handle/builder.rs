@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::cluster::AddressMapping;
 use crate::config::{Auth, AzureRedisConfig, ConfigError, Endpoint, Service};
 use crate::conn::ConnectError;
+use crate::handle;
 use crate::telemetry;
 use crate::token::{self, RefreshPolicy, TokenProvider, TokenSource};
 
@@ -160,6 +161,47 @@ impl<K> Builder<K> {
             options: Options::default(),
             kind,
         }
+    }
+
+    /// For a redis-rs client of your own (a `ConnectionManager`, a pool of your own, a
+    /// cluster client): gets the first token and starts the refresh as [`connect`] would, and
+    /// returns a [`redis::Client`] for the endpoint (TLS and the root certificate as set here,
+    /// the database, RESP3 unless [`resp2`](Self::resp2)) that holds no password. Give the
+    /// provider's [`redis_credentials`](TokenProvider::redis_credentials) to the
+    /// configuration you connect with, and keep the provider's refresh running as long as
+    /// the client is used (the credentials hold a clone of it).
+    ///
+    /// [`connect`]: crate::conn::Builder::connect
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use azure_redis_connect::redis::{AsyncCommands, aio::{ConnectionManager, ConnectionManagerConfig}};
+    /// use azure_redis_connect::{AzureRedis, AzureRedisConfig};
+    ///
+    /// #[derive(AzureRedisConfig)]
+    /// #[azure_redis(auth = "system_identity")]
+    /// struct Cache { host: String }
+    ///
+    /// let (client, provider) = AzureRedis::builder_from(&Cache::from_env()?)?.redis_client().await?;
+    /// let config = ConnectionManagerConfig::new().set_credentials_provider(provider.redis_credentials());
+    /// let mut manager = ConnectionManager::new_with_config(client, config).await?;
+    /// let () = manager.set("greeting", "hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn redis_client(mut self) -> Result<(redis::Client, TokenProvider), ConnectError> {
+        let provider = self
+            .options
+            .start_provider(&self.endpoint, &self.auth)
+            .await?;
+        let redis_error = |source| ConnectError::Redis {
+            endpoint: self.endpoint.to_string(),
+            source,
+        };
+        let info =
+            handle::endpoint_info(&self.endpoint, self.options.resp3, None).map_err(redis_error)?;
+        let client =
+            handle::client(info, self.options.root_ca_pem.as_deref()).map_err(redis_error)?;
+        Ok((client, provider))
     }
 
     /// Gets tokens from `source` instead of the credential the [`Auth`] names: a credential of

@@ -54,6 +54,21 @@ pub(crate) fn connection_info(
     Ok(addr.into_connection_info()?.set_redis_settings(settings))
 }
 
+/// [`connection_info`] for a single-node `endpoint`: over TLS, the host connected to is the
+/// endpoint's TLS server name when it has one.
+pub(crate) fn endpoint_info(
+    endpoint: &crate::config::Endpoint,
+    resp3: bool,
+    credentials: Option<&Credentials>,
+) -> RedisResult<ConnectionInfo> {
+    let e = endpoint;
+    let host = match (&e.tls_server_name, e.tls) {
+        (Some(name), true) => name.as_str(),
+        _ => e.host.as_str(),
+    };
+    connection_info(host, e.port, e.tls, e.database, resp3, credentials)
+}
+
 /// The roots a TLS connection trusts: `root_ca_pem` alone when given, else the system's.
 pub(crate) fn tls_roots(root_ca_pem: Option<&[u8]>) -> Option<TlsCertificates> {
     root_ca_pem.map(|pem| TlsCertificates {

@@ -32,10 +32,12 @@ pub use builder::{
     Builder, Cluster, DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEALTH_CACHE,
     DEFAULT_KEEPALIVE, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_WAIT_FOR_CONNECTION, Single,
 };
-pub(crate) use connector::{client, connection_config, connection_info, protocol, tls_roots};
+pub(crate) use connector::{
+    client, connection_config, connection_info, endpoint_info, protocol, tls_roots,
+};
 pub(crate) use subscriptions::{Subscriptions, Topic};
 pub(crate) use surface::handle_surface;
-pub(crate) use tokens::TokenWatch;
+pub(crate) use tokens::{TokenWatch, unexpired_within};
 
 /// Keepalive ticks every `period`, the first one `period` from now; none without a period.
 pub(crate) fn keepalive_ticks(

@@ -7,8 +7,29 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, RedisResult};
+
 use super::{RECONNECT_BACKOFF, expired};
 use crate::token::{Credentials, TokenProvider};
+
+/// The newest credentials of `rx`, or, while they have expired (an identity outage), the next
+/// ones if they come within `wait`; an authentication error otherwise, so that no connection
+/// is opened with a token the server would refuse.
+pub(crate) async fn unexpired_within(
+    mut rx: watch::Receiver<Arc<Credentials>>,
+    wait: Duration,
+) -> RedisResult<Arc<Credentials>> {
+    let valid = rx.wait_for(|credentials| !expired(credentials));
+    match tokio::time::timeout(wait, valid).await {
+        Ok(Ok(credentials)) => Ok(Arc::clone(&credentials)),
+        _ => Err(RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "the token has expired; waiting for the next one before connecting",
+        ))),
+    }
+}
 
 /// The token channel of one supervisor. Every method returns `None` (or `false`) once the
 /// provider is gone, which only happens when the handle is.

@@ -11,6 +11,7 @@ mod azure;
 mod claims;
 mod error;
 mod policy;
+mod redis_credentials;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ pub use policy::{
     DEFAULT_EXPIRED_RETRY, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_LEAD,
     DEFAULT_REFRESH_RATIO, DEFAULT_REQUEST_TIMEOUT, RefreshPolicy,
 };
+pub use redis_credentials::{DEFAULT_FIRST_WAIT, RedisCredentials};
 pub use source::{AzureCredentialSource, CredentialFactory, REDIS_SCOPE, StaticPassword};
 
 /// An access token as a [`TokenSource`] hands it over.
