@@ -1041,3 +1041,51 @@ async fn a_vanished_node_costs_one_response_timeout_with_default_settings() {
     })
     .await;
 }
+
+/// A `BLPOP` loop on a dedicated cluster connection beside traffic on the shared handle,
+/// through five refreshes of 6 s tokens (default refresh ratios): redis-rs re-AUTHs the
+/// dedicated connection's node connections from the token provider's stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blpop_on_a_dedicated_cluster_connection_through_refreshes() {
+    init();
+    bounded(TEST_TIMEOUT, async {
+        let cluster = cluster(Announce::InternalNames, Duration::from_secs(6)).await;
+        let redis = connect(&cluster).await;
+        let mut jobs = redis.dedicated().await.expect("a dedicated cluster connection");
+        jobs.set_response_timeout(Some(Duration::from_secs(3)));
+        let mut rx = redis.token_provider().subscribe();
+        let refreshed = async {
+            rx.wait_for(|c| c.generation >= 6).await.expect("refreshes");
+        };
+        let (mut popped, mut timeouts, mut shared_ok) = (0u64, 0u64, 0u64);
+        let mut shared = redis.clone();
+        let work = async {
+            loop {
+                let () = shared.rpush("{jobs}:queue", 1).await.expect("RPUSH on the handle");
+                shared_ok += 1;
+                for _ in 0..2 {
+                    let job: Option<(String, u64)> = jobs
+                        .blpop("{jobs}:queue", 0.5)
+                        .await
+                        .expect("BLPOP on the dedicated connection");
+                    match job {
+                        Some(_) => popped += 1,
+                        None => timeouts += 1,
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = refreshed => {}
+            () = work => unreachable!(),
+        }
+        let c = cluster.counters();
+        println!(
+            "dedicated cluster connection through 5 refreshes: {popped} popped, {timeouts} BLPOP timeouts, {shared_ok} RPUSHes on the handle; {c:?}"
+        );
+        assert!(popped >= 5 && timeouts >= 5, "jobs were popped and BLPOPs blocked");
+        assert_eq!(c.closed_at_expiry, 0, "{c:?}");
+        assert_eq!(c.auth_rejected, 0, "{c:?}");
+    })
+    .await;
+}
