@@ -173,9 +173,13 @@ impl<K> Builder<K> {
     ///
     /// [`connect`]: crate::conn::Builder::connect
     ///
+    /// With redis-rs's `connection-manager` feature enabled in your `Cargo.toml`, a
+    /// `ConnectionManager` takes them the same way, through
+    /// `ConnectionManagerConfig::set_credentials_provider`.
+    ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use azure_redis_connect::redis::{AsyncCommands, aio::{ConnectionManager, ConnectionManagerConfig}};
+    /// use azure_redis_connect::redis::{AsyncCommands, AsyncConnectionConfig};
     /// use azure_redis_connect::{AzureRedis, AzureRedisConfig};
     ///
     /// #[derive(AzureRedisConfig)]
@@ -183,9 +187,9 @@ impl<K> Builder<K> {
     /// struct Cache { host: String }
     ///
     /// let (client, provider) = AzureRedis::builder_from(&Cache::from_env()?)?.redis_client().await?;
-    /// let config = ConnectionManagerConfig::new().set_credentials_provider(provider.redis_credentials());
-    /// let mut manager = ConnectionManager::new_with_config(client, config).await?;
-    /// let () = manager.set("greeting", "hello").await?;
+    /// let config = AsyncConnectionConfig::new().set_credentials_provider(provider.redis_credentials());
+    /// let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+    /// let () = conn.set("greeting", "hello").await?;
     /// # Ok(()) }
     /// ```
     pub async fn redis_client(mut self) -> Result<(redis::Client, TokenProvider), ConnectError> {
