@@ -127,12 +127,12 @@ pub mod conn;
 pub mod dedicated;
 pub mod handle;
 pub mod health;
-#[cfg(any(feature = "deadpool", feature = "bb8"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "deadpool", feature = "bb8"))))]
-pub mod pool;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "deadpool", feature = "bb8"))))]
+pub mod pool;
 mod task;
 mod telemetry;
 pub mod token;
