@@ -40,12 +40,37 @@ fn typed_default(field: &Field) -> Option<TokenStream> {
     Some(quote_spanned!(span=> || -> #inner { #natural }))
 }
 
+/// `serde::Deserialize` through the runtime's `deserialize`, passed through the runtime's gate,
+/// which keeps it only when the runtime has its `serde` feature (which a derive cannot see).
+/// `fallback` emits it too, so that a struct with a mistake reports that mistake alone.
+pub fn deserialize_impl(p: &TokenStream, ident: &Ident, generics: &syn::Generics) -> TokenStream {
+    let mut with_de = generics.clone();
+    with_de.params.insert(0, syn::parse_quote!('__de));
+    let (impl_generics, _, _) = with_de.split_for_impl();
+    let (_, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #p::serde_impl! {
+            #[automatically_derived]
+            impl #impl_generics #p::serde::Deserialize<'__de> for #ident #ty_generics #where_clause {
+                fn deserialize<__D>(__deserializer: __D) -> #p::Result<Self, __D::Error>
+                where
+                    __D: #p::serde::Deserializer<'__de>,
+                {
+                    #p::deserialize::<Self, __D>(__deserializer)
+                }
+            }
+        }
+    }
+}
+
 pub fn expand(config: &Config) -> TokenStream {
     let krate = &config.krate;
     let p = crate::private_path(krate);
     let ident = config.ident;
     let name = ident.to_string();
     let (impl_generics, ty_generics, where_clause) = config.input.generics.split_for_impl();
+    let prefix = &config.prefix;
+    let deserialize = deserialize_impl(&p, ident, &config.input.generics);
 
     let auth_variants = config
         .allowed()
@@ -151,7 +176,8 @@ pub fn expand(config: &Config) -> TokenStream {
             const __ROLE_VARS: &[(#p::Role, &str)] = &[#(#role_vars),*];
             const __AUTH: &[#p::AuthKind] = &[#(#p::AuthKind::#auth_variants),*];
             const __SPEC: #p::ConfigSpec =
-                #p::ConfigSpec::new(#name, #p::Some(__AUTH), __VARIABLES, __ROLE_VARS);
+                #p::ConfigSpec::new(#name, #p::Some(__AUTH), __VARIABLES, __ROLE_VARS)
+                    .with_prefix(#prefix);
 
             #[automatically_derived]
             impl #impl_generics #p::AzureRedisConfig for #ident #ty_generics #where_clause {
@@ -171,6 +197,8 @@ pub fn expand(config: &Config) -> TokenStream {
                     __settings
                 }
             }
+
+            #deserialize
         };
     }
 }

@@ -10,6 +10,7 @@ pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
     let p = crate::private_path(&crate::attr::crate_path(&input.attrs));
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let errors = error.to_compile_error();
+    let deserialize = crate::expand::deserialize_impl(&p, ident, &input.generics);
     quote! {
         #errors
         #[allow(unreachable_code, clippy::all)]
@@ -30,6 +31,8 @@ pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
                     ::core::unreachable!()
                 }
             }
+
+            #deserialize
         };
     }
 }
@@ -49,6 +52,11 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("azure_redis_connect"), "{out}");
+        // The `Deserialize` stub too, through the runtime's feature gate at the same path.
+        assert!(
+            out.contains("renamed :: inner :: __private_0_1 :: serde_impl !"),
+            "{out}"
+        );
 
         let plain: syn::DeriveInput = syn::parse_quote! {
             #[azure_redis(auth(system_identity, developer_tools), prefix = "X_")]
@@ -58,6 +66,23 @@ mod tests {
         let out = super::expand(&plain, error).to_string();
         assert!(
             out.contains(":: azure_redis_connect :: __private_0_1 ::"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_deserialize_stub_keeps_the_structs_generics() {
+        // A generic struct is refused; its stub `Deserialize` must still be well-formed, so that
+        // the refusal is the only error.
+        let input: syn::DeriveInput = syn::parse_quote! {
+            struct Cache<T: Clone> where T: Send { host: T }
+        };
+        let error = syn::Error::new(proc_macro2::Span::call_site(), "x");
+        let out = super::expand(&input, error).to_string();
+        assert!(
+            out.contains(
+                "impl < '__de , T : Clone > :: azure_redis_connect :: __private_0_1 :: serde :: Deserialize < '__de > for Cache < T > where T : Send"
+            ),
             "{out}"
         );
     }

@@ -105,6 +105,14 @@
 //! (`client_secret`, `password`, `connection_string`) must be [`SecretString`]: a plain
 //! `String` is a compile error.
 //!
+//! With the `serde` feature the derive also implements `serde::Deserialize`, so that envy,
+//! figment, config-rs, a nested section or a `#[serde(flatten)]` one produce the struct. The
+//! map's keys are the variable names with or without the prefix (`AZURE_REDIS_HOST` or
+//! `host`), in any case; other keys are skipped. Values may be strings, integers or bools; the
+//! same resolution runs as in `from_env`, and the serde error's message is the whole
+//! [`ConfigError`], every problem named by its variable, no secret shown. Do not derive
+//! `Deserialize` on the same struct as well.
+//!
 //! A mistake is reported at compile time, at the span at fault:
 //!
 //! ```compile_fail
@@ -160,4 +168,10 @@ pub mod __private_0_1 {
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result;
     pub use secrecy::SecretString;
+
+    pub use crate::__private_serde_impl as serde_impl;
+    #[cfg(feature = "serde")]
+    pub use crate::config::deserialize::deserialize;
+    #[cfg(feature = "serde")]
+    pub use serde;
 }

@@ -112,6 +112,16 @@ pub enum Problem {
         /// The variable's full name.
         var: &'static str,
     },
+    /// A loader's key for a variable holds a map or a sequence (through serde, the `serde`
+    /// feature), where a string, a number or a bool was expected.
+    NotScalar {
+        /// The variable's full name.
+        var: &'static str,
+        /// The key as the loader gave it, such as `host`.
+        key: String,
+        /// What it holds, such as `a map`.
+        found: &'static str,
+    },
     /// None of the allowed auth types has the variables it needs.
     NoAuthType {
         /// For each allowed auth type, the variables it lacks.
@@ -128,7 +138,8 @@ impl Problem {
             | Problem::Invalid { var, .. }
             | Problem::BadHost { var, .. }
             | Problem::ConnectionString { var, .. }
-            | Problem::NoPassword { var } => Some(var),
+            | Problem::NoPassword { var }
+            | Problem::NotScalar { var, .. } => Some(var),
             Problem::BadDefault { .. } | Problem::NoAuthType { .. } => None,
         }
     }
@@ -177,6 +188,10 @@ impl fmt::Display for Problem {
             Problem::NoPassword { var } => write!(
                 f,
                 "{var} has no password: expected `password=<key>` or `rediss://:<key>@host`"
+            ),
+            Problem::NotScalar { var, key, found } => write!(
+                f,
+                "{var} (key `{key}`) is {found}: expected a string, a number or a bool"
             ),
             Problem::NoAuthType { missing } => {
                 f.write_str("no auth type can be used with the variables that are set:")?;

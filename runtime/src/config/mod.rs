@@ -23,6 +23,8 @@
 
 mod auth;
 mod connection_string;
+#[cfg(feature = "serde")]
+pub(crate) mod deserialize;
 mod endpoint;
 mod error;
 mod vars;
@@ -172,6 +174,8 @@ pub struct ConfigSpec {
     pub variables: &'static [Variable],
     /// The variable of every role, whether or not the struct has a field for it (for messages).
     pub role_vars: &'static [(Role, &'static str)],
+    /// The variables' prefix, such as [`DEFAULT_PREFIX`]: a loader's keys may leave it out.
+    pub prefix: &'static str,
 }
 
 impl ConfigSpec {
@@ -187,7 +191,13 @@ impl ConfigSpec {
             auth,
             variables,
             role_vars,
+            prefix: DEFAULT_PREFIX,
         }
+    }
+
+    #[doc(hidden)]
+    pub const fn with_prefix(self, prefix: &'static str) -> ConfigSpec {
+        ConfigSpec { prefix, ..self }
     }
 
     /// The variable a role reads.
@@ -477,6 +487,23 @@ fn endpoint_from(spec: &ConfigSpec, s: &Settings) -> Result<Endpoint, Problem> {
         database,
         tls_server_name: None,
     })
+}
+
+/// Emits the derive's `Deserialize` impl only with the `serde` feature: a derive cannot see the
+/// runtime's features, so it always emits the impl through this gate. Not part of the public API.
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_serde_impl {
+    ($($impl:tt)*) => { $($impl)* };
+}
+
+/// Without the `serde` feature, the derive's `Deserialize` impl is dropped.
+#[cfg(not(feature = "serde"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_serde_impl {
+    ($($impl:tt)*) => {};
 }
 
 #[cfg(test)]
