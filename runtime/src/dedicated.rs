@@ -9,8 +9,8 @@
 //!
 //! - On every new token a task of the connection's own sends `AUTH <oid> <token>`. Redis
 //!   answers it after the command in progress, so a blocking command delays the re-AUTH by
-//!   at most its own timeout: keep blocking timeouts well under the refresh lead (20 % of the
-//!   token's lifetime by default, 12 minutes of a one-hour token) and the connection never
+//!   at most its own timeout: keep blocking timeouts well under the refresh lead (25 % of the
+//!   token's lifetime by default, 15 minutes of a one-hour token) and the connection never
 //!   reaches expiry. A blocking command that waits forever (timeout 0) holds the re-AUTH back
 //!   until it returns, and Azure closes the connection when its token expires.
 //! - The re-AUTH never lands inside a transaction: a `MULTI` sent as a command of its own
@@ -18,6 +18,8 @@
 //!   would queue the `AUTH` into the transaction otherwise). `WATCH` before `MULTI` is not
 //!   affected: `AUTH` does not touch watched keys. A `redis::pipe().atomic()` pipeline is
 //!   written whole, so nothing can land inside it.
+//! - `RESET` is not for a dedicated connection: it signs the connection out (back to the
+//!   `default` user, which Azure refuses) and resets its database and protocol.
 //! - A dedicated connection does not reconnect: a `WATCH` would silently stop holding on a
 //!   new one. When a command fails with a connection error, drop it and open another (a pool
 //!   does that for you: [`pool`](crate::pool)).
@@ -211,16 +213,27 @@ impl DedicatedConnection {
         match effect {
             Effect::None => timed(timeout, request(&mut self.conn)).await,
             Effect::Opens => {
-                let mut transaction = self.state.transaction.lock().await;
-                let result = timed(timeout, request(&mut self.conn)).await;
-                if result.is_ok() {
-                    transaction.open = true;
-                }
-                result
+                let (conn, state) = (&mut self.conn, &self.state);
+                // The wait for a re-AUTH in progress counts in the command's time.
+                timed(timeout, async move {
+                    let mut transaction = state.transaction.lock().await;
+                    let result = request(conn).await;
+                    if result.is_ok() {
+                        transaction.open = true;
+                    }
+                    result
+                })
+                .await
             }
             Effect::Closes => {
                 let result = timed(timeout, request(&mut self.conn)).await;
-                let mut transaction = self.state.transaction.lock().await;
+                // The re-AUTH task holds the lock for long only while no transaction is open
+                // (it sends its AUTH then), so there is nothing to close after a wait this
+                // long.
+                let lock = self.state.transaction.lock();
+                let Ok(mut transaction) = timed(timeout, async { Ok(lock.await) }).await else {
+                    return result;
+                };
                 transaction.open = false;
                 if let Some(credentials) = transaction.pending.take() {
                     self.state.reauth(&mut self.conn, &credentials).await;
@@ -358,20 +371,31 @@ impl State {
     /// went.
     async fn reauth(&self, conn: &mut MultiplexedConnection, credentials: &Arc<Credentials>) {
         let cmd = handle::auth_cmd(credentials);
+        // The AUTH is answered after the command in progress, which may block for its whole
+        // timeout: it is waited for until the token in use expires (Azure closes the
+        // connection then), and at least the auth timeout, never sent twice for want of a
+        // reply.
+        let left = self
+            .authenticated()
+            .expires_at
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default();
+        let limit = left.max(self.auth_timeout);
         let accepted = handle::retry_auth(|attempt| {
             let mut conn = conn.clone();
             let cmd = &cmd;
             async move {
-                let sent = tokio::time::timeout(self.auth_timeout, cmd.exec_async(&mut conn));
+                let sent = tokio::time::timeout(limit, cmd.exec_async(&mut conn));
                 match sent.await {
                     Ok(Ok(())) => Attempt::Accepted,
                     Ok(Err(error)) => {
                         tracing::warn!(attempt, error = %error, "re-AUTH of a dedicated connection failed");
                         dropped_or_failed(&error)
                     }
-                    // Waiting behind a blocking command is not a failure: the AUTH stays
-                    // queued and is answered after it.
-                    Err(_) => Attempt::Failed,
+                    Err(_) => {
+                        tracing::warn!(attempt, "re-AUTH of a dedicated connection got no reply before its token expired");
+                        Attempt::Dropped
+                    }
                 }
             }
         })

@@ -43,8 +43,15 @@ fn assert_no_expiry_closes(emu: &Emulator) {
 async fn blpop_on_a_dedicated_connection_beside_shared_traffic() {
     bounded(Duration::from_secs(120), async {
         let emu = emulator(Duration::from_secs(8)).await;
-        let redis = builder(&emu, KIND).connect().await.expect("connects");
         let block = Duration::from_millis(1000);
+        // An auth timeout shorter than the BLPOP: a re-AUTH queued behind one must be waited
+        // for, not counted as failed (after three such "failures" the connection would stop
+        // re-authenticating and be closed at expiry).
+        let redis = builder(&emu, KIND)
+            .auth_timeout(block / 3)
+            .connect()
+            .await
+            .expect("connects");
 
         let mut jobs = redis.dedicated().await.expect("a dedicated connection");
         jobs.set_response_timeout(Some(block * 3));

@@ -406,9 +406,12 @@ impl AzureRedisCluster {
     /// timeout for the next one.
     pub async fn dedicated(&self) -> RedisResult<DedicatedClusterConnection> {
         let connector = &self.inner.connector;
-        let credentials =
-            handle::unexpired_within(self.inner.provider.subscribe(), connector.connect_timeout)
-                .await?;
+        let credentials = handle::unexpired_within(
+            self.inner.provider.subscribe(),
+            connector.connect_timeout,
+            Some(&connector.endpoint.to_string()),
+        )
+        .await?;
         let announced = connector.discover(&credentials).await?;
         let conn = connector
             .open_dedicated(&announced, &self.inner.provider)

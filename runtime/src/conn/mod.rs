@@ -287,9 +287,12 @@ impl AzureRedis {
     /// timeout for the next one.
     pub async fn dedicated(&self) -> RedisResult<DedicatedConnection> {
         let connector = &self.inner.connector;
-        let credentials =
-            handle::unexpired_within(self.inner.provider.subscribe(), connector.connect_timeout)
-                .await?;
+        let credentials = handle::unexpired_within(
+            self.inner.provider.subscribe(),
+            connector.connect_timeout,
+            Some(&connector.endpoint.to_string()),
+        )
+        .await?;
         // The dedicated connection times its commands itself (its timeout can be changed).
         let (conn, _) = connector.open_with(&credentials, None, false).await?;
         Ok(DedicatedConnection::start(

@@ -15,20 +15,26 @@ use super::{RECONNECT_BACKOFF, expired};
 use crate::token::{Credentials, TokenProvider};
 
 /// The newest credentials of `rx`, or, while they have expired (an identity outage), the next
-/// ones if they come within `wait`; an authentication error otherwise, so that no connection
-/// is opened with a token the server would refuse.
+/// ones if they come within `wait`; an authentication error naming `target` (an endpoint)
+/// otherwise, so that no connection is opened with a token the server would refuse.
 pub(crate) async fn unexpired_within(
     mut rx: watch::Receiver<Arc<Credentials>>,
     wait: Duration,
+    target: Option<&str>,
 ) -> RedisResult<Arc<Credentials>> {
     let valid = rx.wait_for(|credentials| !expired(credentials));
-    match tokio::time::timeout(wait, valid).await {
-        Ok(Ok(credentials)) => Ok(Arc::clone(&credentials)),
-        _ => Err(RedisError::from((
-            ErrorKind::AuthenticationFailed,
-            "the token has expired; waiting for the next one before connecting",
-        ))),
+    if let Ok(Ok(credentials)) = tokio::time::timeout(wait, valid).await {
+        return Ok(Arc::clone(&credentials));
     }
+    const WHY: &str = "the token has expired and no new one came in time; not connecting with it";
+    Err(match target {
+        Some(target) => RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            WHY,
+            format!("connecting to {target}"),
+        )),
+        None => RedisError::from((ErrorKind::AuthenticationFailed, WHY)),
+    })
 }
 
 /// The token channel of one supervisor. Every method returns `None` (or `false`) once the

@@ -138,7 +138,7 @@ async fn valid_within(
     rx: watch::Receiver<Arc<Credentials>>,
     wait: Duration,
 ) -> RedisResult<BasicAuth> {
-    let credentials = unexpired_within(rx, wait).await?;
+    let credentials = unexpired_within(rx, wait, None).await?;
     Ok(basic_auth(&credentials))
 }
 
